@@ -1,0 +1,50 @@
+package media
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// ListQuery selects a page of one customer's media, newest first.
+type ListQuery struct {
+	Kind   Kind      // "" for any
+	Tag    string    // "" for any; already normalised
+	Since  time.Time // zero for no bound; inclusive
+	Until  time.Time // zero for no bound; exclusive
+	Limit  int       // 1..200
+	Cursor string    // opaque, from a previous page's next cursor
+}
+
+// Index is the rebuildable Redis view of the records: per-customer listing,
+// tag and kind filters, a record cache and the natural-dedupe keys.
+type Index interface {
+	// Put writes m's cache entry and index entries. prev is the record as it
+	// was indexed before (nil for a new record) so stale tag entries go.
+	Put(ctx context.Context, prev *Media, m Media) error
+	// Remove drops every index entry and the cache entry of m.
+	Remove(ctx context.Context, m Media) error
+	// Get returns the cached record; ok is false on a cache miss.
+	Get(ctx context.Context, tenantID, id string) (m Media, ok bool, err error)
+	// ListByCustomer returns one page and the cursor of the next ("" at the end).
+	ListByCustomer(ctx context.Context, tenantID, customerID string, q ListQuery) ([]Media, string, error)
+	// LookupSource returns the media ID archived for a natural source key.
+	LookupSource(ctx context.Context, tenantID, sourceKey string) (id string, ok bool, err error)
+	// Lock takes a cluster-wide mutex, renewed until unlock is called.
+	// It waits up to wait for a holder to finish; apperr.Conflict after that.
+	Lock(ctx context.Context, tenantID, name string, wait time.Duration) (unlock func(), err error)
+	// Reset drops every index entry of every tenant (before a reindex).
+	Reset(ctx context.Context) error
+}
+
+// BlobStore is the object storage holding originals and media.json documents.
+type BlobStore interface {
+	// NewWriter streams an object; it becomes visible only on a successful
+	// Close. Cancelling ctx before Close aborts the write and leaves nothing.
+	NewWriter(ctx context.Context, key, contentType string) (io.WriteCloser, error)
+	NewRangeReader(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error)
+	PutSmall(ctx context.Context, key string, data []byte, contentType string) error
+	GetSmall(ctx context.Context, key string) ([]byte, error)
+	Delete(ctx context.Context, key string) error
+	List(ctx context.Context, prefix string, fn func(key string) error) error
+}
