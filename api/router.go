@@ -1,0 +1,99 @@
+// Package api is chatvault's HTTP face: one gin router, thin handlers,
+// middleware for auth, rate limits and idempotency, and problem+json errors.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/chatvault/chatvault/internal/auth"
+	"github.com/chatvault/chatvault/internal/idempotency"
+	"github.com/chatvault/chatvault/internal/media"
+	"github.com/chatvault/chatvault/internal/ratelimit"
+	"github.com/chatvault/chatvault/internal/signedurl"
+)
+
+// Rates returns the per-key and per-tenant limits of a tenant.
+type Rates func(tenantID string) (key, tenant ratelimit.Limit)
+
+// Deps is everything the HTTP layer needs; main wires it.
+type Deps struct {
+	Media       *media.Service
+	Keys        *auth.Keyring
+	Idempotency *idempotency.Store
+	Limiter     *ratelimit.Limiter
+	Rates       Rates
+	Signer      *signedurl.Signer
+	// CRMURLTTL is how long the URL in crm_fields lives: CRM records keep
+	// it, so it outlives the short content_url.
+	CRMURLTTL time.Duration
+	PublicURL string // "" derives the base URL from each request
+	Metrics   *Metrics
+	Log       *slog.Logger
+	Ready     func(ctx context.Context) map[string]error
+	OpenAPI   []byte
+	Schemas   fs.FS
+	Now       func() time.Time
+}
+
+type server struct {
+	Deps
+	log *slog.Logger
+}
+
+// MaxBodyBytes caps every JSON request body.
+const MaxBodyBytes = 1 << 20
+
+// NewRouter returns the complete HTTP handler. Every route is here.
+func NewRouter(d Deps) http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	s := &server{Deps: d, log: d.Log}
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true
+	r.Use(s.requestID, s.observe, s.recover, s.renderProblems)
+	r.NoRoute(func(c *gin.Context) { c.Error(notFoundRoute(c)) })
+	r.NoMethod(func(c *gin.Context) { c.Error(methodNotAllowed(c)) })
+
+	r.GET("/healthz", s.healthz)
+	r.GET("/readyz", s.readyz)
+	r.GET("/metrics", gin.WrapH(d.Metrics.Handler()))
+	r.GET("/openapi.yaml", s.openapi)
+	r.GET("/schemas/:file", s.schema)
+
+	v1 := r.Group("/v1", s.authenticate(false), s.rateLimit)
+	v1.POST("/media", s.require(auth.ScopeMediaWrite), s.idempotent, s.archive)
+	v1.GET("/media/:media_id", s.require(auth.ScopeMediaRead), s.getMedia)
+	v1.DELETE("/media/:media_id", s.require(auth.ScopeMediaDelete), s.deleteMedia)
+	v1.POST("/media/:media_id/tags", s.require(auth.ScopeMediaTag), s.idempotent, s.tagMedia)
+	v1.GET("/customers/:customer_id/media", s.require(auth.ScopeMediaRead), s.listCustomerMedia)
+
+	// Content is reachable with an API key or with a signed URL alone, so a
+	// CRM can embed it.
+	content := r.Group("/v1", s.authenticate(true), s.rateLimit)
+	content.GET("/media/:media_id/content", s.content)
+	return r
+}
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+func (s *server) writeJSON(c *gin.Context, status int, v any) {
+	body, err := jsonMarshal(v)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	c.Data(status, "application/json", body)
+}

@@ -1,0 +1,231 @@
+// Package app wires chatvault's concrete adapters together: Redis, storage,
+// fetchers, the media service and the HTTP router. main and the end-to-end
+// tests build the service through it, so both run the same wiring.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/chatvault/chatvault/api"
+	"github.com/chatvault/chatvault/internal/blobstore"
+	"github.com/chatvault/chatvault/internal/config"
+	"github.com/chatvault/chatvault/internal/idempotency"
+	"github.com/chatvault/chatvault/internal/index"
+	"github.com/chatvault/chatvault/internal/media"
+	"github.com/chatvault/chatvault/internal/ratelimit"
+	"github.com/chatvault/chatvault/internal/signedurl"
+	"github.com/chatvault/chatvault/internal/source"
+)
+
+// Contract is the published API description the service serves.
+type Contract struct {
+	Spec    []byte // openapi.yaml
+	Schemas fs.FS  // the schemas/ folder
+}
+
+// App is a wired service.
+type App struct {
+	rdb     redis.UniversalClient
+	mini    *miniredis.Miniredis
+	blobs   *blobstore.Store
+	index   *index.Index
+	Media   *media.Service
+	Handler http.Handler
+}
+
+// Build wires every concrete adapter; it is the only place that does.
+func Build(ctx context.Context, cfg *config.Config, log *slog.Logger, contract Contract) (*App, error) {
+	a := &App{}
+	var err error
+	a.rdb, a.mini, err = openRedis(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	a.blobs, err = blobstore.Open(ctx, cfg.StorageURL)
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("storage %s: %w", redactURL(cfg.StorageURL), err)
+	}
+	if strings.HasPrefix(cfg.StorageURL, "file://") {
+		log.Warn("storing media in a local folder; use s3://, gs:// or azblob:// in production", "storage_url", cfg.StorageURL)
+	}
+	keys, err := cfg.Keyring()
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	if keys.Len() == 0 {
+		log.Warn("no API keys are configured: set CHATVAULT_API_KEY for a dev key, or CHATVAULT_CONFIG for tenants")
+	}
+	secret := []byte(cfg.SigningSecret)
+	if len(secret) == 0 {
+		secret = make([]byte, 32)
+		_, _ = rand.Read(secret)
+		log.Warn("CHATVAULT_SIGNING_SECRET is unset: content URLs are signed with a random secret, so they stop working on restart and on other replicas")
+	}
+
+	a.index = index.New(a.rdb, cfg.RedisPrefix)
+	fetcher := source.New(func(tenantID string) (source.Settings, bool) {
+		t, ok := cfg.Tenants[tenantID]
+		if !ok {
+			return source.Settings{}, false
+		}
+		s := source.Settings{GraphBaseURL: t.WhatsAppCloud.GraphBaseURL, GraphToken: t.WhatsAppCloud.AccessToken, Allowlist: t.URLAllowlist}
+		for _, r := range t.URLAuth {
+			s.URLAuth = append(s.URLAuth, source.HeaderRule{Host: r.Host, Header: r.Header, Value: r.Value})
+		}
+		return s, true
+	})
+	limits := func(tenantID string) map[media.Kind]int64 {
+		out := map[media.Kind]int64{}
+		src := cfg.Defaults.Limits
+		if t, ok := cfg.Tenants[tenantID]; ok {
+			src = t.SizeLimits
+		}
+		for k, v := range src {
+			out[media.Kind(k)] = v
+		}
+		return out
+	}
+	a.Media = media.NewService(a.blobs, a.index, sourceAdapter{fetcher}, limits, media.WithLogger(log))
+
+	rates := func(tenantID string) (ratelimit.Limit, ratelimit.Limit) {
+		kr, tr := cfg.Defaults.KeyRate, cfg.Defaults.TenantRte
+		if t, ok := cfg.Tenants[tenantID]; ok {
+			kr, tr = t.KeyRate, t.TenantRate
+		}
+		return ratelimit.Limit{Rate: kr.Count, Period: kr.Period, Burst: kr.Burst}, ratelimit.Limit{Rate: tr.Count, Period: tr.Period, Burst: tr.Burst}
+	}
+	a.Handler = api.NewRouter(api.Deps{
+		Media:       a.Media,
+		Keys:        keys,
+		Idempotency: idempotency.New(a.rdb, cfg.RedisPrefix),
+		Limiter:     ratelimit.New(a.rdb, cfg.RedisPrefix),
+		Rates:       rates,
+		Signer:      signedurl.New(secret, cfg.ContentURLTTL),
+		CRMURLTTL:   cfg.CRMURLTTL,
+		PublicURL:   cfg.PublicURL,
+		Metrics:     api.NewMetrics(),
+		Log:         log,
+		Ready: func(ctx context.Context) map[string]error {
+			return map[string]error{"redis": a.rdb.Ping(ctx).Err(), "storage": a.blobs.Ping(ctx)}
+		},
+		OpenAPI: contract.Spec,
+		Schemas: contract.Schemas,
+	})
+	return a, nil
+}
+
+func openRedis(ctx context.Context, cfg *config.Config, log *slog.Logger) (redis.UniversalClient, *miniredis.Miniredis, error) {
+	var rdb redis.UniversalClient
+	var mini *miniredis.Miniredis
+	switch {
+	case cfg.RedisURL != "":
+		opt, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return nil, nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		rdb = redis.NewClient(opt)
+	case len(cfg.RedisCluster) > 0:
+		rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: cfg.RedisCluster, Password: cfg.RedisPassword})
+	case len(cfg.RedisSentinel) > 0:
+		rdb = redis.NewFailoverClient(&redis.FailoverOptions{MasterName: cfg.RedisMaster, SentinelAddrs: cfg.RedisSentinel, Password: cfg.RedisPassword})
+	default:
+		mini = miniredis.NewMiniRedis()
+		if err := mini.StartAddr("127.0.0.1:0"); err != nil {
+			return nil, nil, fmt.Errorf("embedded Redis: %w", err)
+		}
+		log.Warn("REDIS_URL is unset: using an embedded, in-memory Redis. It is not shared between replicas and loses idempotency records, rate limits and the index on restart (run `chatvault reindex` after one). Set REDIS_URL in production.")
+		rdb = redis.NewClient(&redis.Options{Addr: mini.Addr()})
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		_ = rdb.Close()
+		if mini != nil {
+			mini.Close()
+		}
+		return nil, nil, fmt.Errorf("redis is not reachable: %w", err)
+	}
+	return rdb, mini, nil
+}
+
+// serve runs the HTTP server until ctx ends, then lets in-flight requests
+// (archives included) finish within the shutdown timeout.
+func (a *App) Serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           a.Handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("chatvault listening", "addr", ln.Addr().String(), "storage", redactURL(cfg.StorageURL), "embedded_redis", a.mini != nil)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests", "timeout", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// Close releases Redis and storage.
+func (a *App) Close() {
+	if a.blobs != nil {
+		_ = a.blobs.Close()
+	}
+	if a.rdb != nil {
+		_ = a.rdb.Close()
+	}
+	if a.mini != nil {
+		a.mini.Close()
+	}
+}
+
+// sourceAdapter lets the media package use the provider fetchers.
+type sourceAdapter struct{ f *source.Fetcher }
+
+func (s sourceAdapter) Fetch(ctx context.Context, tenantID string, src media.SourceRequest) (*media.Fetched, error) {
+	r, err := s.f.Fetch(ctx, tenantID, source.Request{Type: src.Type, MediaID: src.MediaID, URL: src.URL})
+	if err != nil {
+		return nil, err
+	}
+	return &media.Fetched{Body: r.Body, MimeType: r.MimeType, Size: r.Size, SHA256: r.SHA256, Filename: r.Filename}, nil
+}
+
+func (s sourceAdapter) Identity(src media.SourceRequest) (string, error) {
+	return source.Identity(source.Request{Type: src.Type, MediaID: src.MediaID, URL: src.URL})
+}
+
+// redactURL hides credentials in a storage URL before logging it.
+func redactURL(u string) string {
+	if i := strings.Index(u, "@"); i > 0 {
+		if j := strings.Index(u, "://"); j > 0 && j < i {
+			return u[:j+3] + "REDACTED" + u[i:]
+		}
+	}
+	return u
+}

@@ -1,0 +1,340 @@
+// Package config reads chatvault's settings: process settings from the
+// environment, tenants and their hashed API keys from a YAML file.
+// docs/CONFIGURATION.md lists every setting; keep the two in step.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/chatvault/chatvault/internal/auth"
+)
+
+// Config is the whole process configuration.
+type Config struct {
+	Addr            string
+	PublicURL       string // base of content URLs; "" derives it from each request
+	RedisURL        string
+	RedisCluster    []string
+	RedisSentinel   []string
+	RedisMaster     string
+	RedisPassword   string
+	RedisPrefix     string
+	StorageURL      string
+	DataDir         string
+	SigningSecret   string
+	ContentURLTTL   time.Duration
+	CRMURLTTL       time.Duration
+	ShutdownTimeout time.Duration
+	LogLevel        string
+	ConfigFile      string
+	Defaults        TenantDefaults
+	Tenants         map[string]*Tenant
+	// DevKey is true when CHATVAULT_API_KEY made a single-tenant dev key.
+	DevKey bool
+}
+
+// TenantDefaults apply to every tenant unless its own config overrides them.
+type TenantDefaults struct {
+	Limits    map[string]int64 // kind → max bytes
+	KeyRate   Rate
+	TenantRte Rate
+}
+
+// Rate is a GCRA limit: Count requests per Period with a Burst.
+type Rate struct {
+	Count  int
+	Period time.Duration
+	Burst  int
+}
+
+// Tenant is one customer business.
+type Tenant struct {
+	ID            string            `yaml:"id"`
+	Name          string            `yaml:"name"`
+	APIKeys       []APIKey          `yaml:"api_keys"`
+	WhatsAppCloud WhatsAppCloud     `yaml:"whatsapp_cloud"`
+	URLAuth       []HeaderRule      `yaml:"url_auth"`
+	URLAllowlist  []string          `yaml:"url_allowlist"`
+	Limits        map[string]string `yaml:"limits"`
+	RateLimit     struct {
+		Key         string `yaml:"key"`
+		KeyBurst    int    `yaml:"key_burst"`
+		Tenant      string `yaml:"tenant"`
+		TenantBurst int    `yaml:"tenant_burst"`
+	} `yaml:"rate_limit"`
+
+	// Resolved by Load.
+	SizeLimits map[string]int64 `yaml:"-"`
+	KeyRate    Rate             `yaml:"-"`
+	TenantRate Rate             `yaml:"-"`
+}
+
+// APIKey is a hashed key with its scopes.
+type APIKey struct {
+	ID     string   `yaml:"id"`
+	Hash   string   `yaml:"hash"`
+	Scopes []string `yaml:"scopes"`
+}
+
+// WhatsAppCloud holds a tenant's Meta Cloud API credentials.
+type WhatsAppCloud struct {
+	GraphBaseURL string `yaml:"graph_base_url"`
+	AccessToken  string `yaml:"access_token"`
+}
+
+// HeaderRule sends Header: Value on URL fetches to exactly Host.
+type HeaderRule struct {
+	Host   string `yaml:"host"`
+	Header string `yaml:"header"`
+	Value  string `yaml:"value"`
+}
+
+// DefaultLimits are WhatsApp's own per-kind maximums.
+var DefaultLimits = map[string]int64{
+	"audio":    16 << 20,
+	"video":    16 << 20,
+	"image":    5 << 20,
+	"document": 100 << 20,
+	"sticker":  500 << 10,
+}
+
+var tenantIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// Load reads the configuration through getenv (os.Getenv in production).
+func Load(getenv func(string) string) (*Config, error) {
+	env := func(k, def string) string {
+		if v := strings.TrimSpace(getenv(k)); v != "" {
+			return v
+		}
+		return def
+	}
+	var errs []error
+	dur := func(k string, def time.Duration) time.Duration {
+		v := env(k, "")
+		if v == "" {
+			return def
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: %q is not a positive duration", k, v))
+			return def
+		}
+		return d
+	}
+	c := &Config{
+		Addr:            env("CHATVAULT_ADDR", ":8080"),
+		PublicURL:       strings.TrimRight(env("CHATVAULT_PUBLIC_URL", ""), "/"),
+		RedisURL:        env("REDIS_URL", ""),
+		RedisCluster:    splitList(env("REDIS_CLUSTER_ADDRS", "")),
+		RedisSentinel:   splitList(env("REDIS_SENTINEL_ADDRS", "")),
+		RedisMaster:     env("REDIS_SENTINEL_MASTER", ""),
+		RedisPassword:   env("REDIS_PASSWORD", ""),
+		RedisPrefix:     env("CHATVAULT_REDIS_PREFIX", "cv:"),
+		DataDir:         env("CHATVAULT_DATA_DIR", "./data"),
+		StorageURL:      env("STORAGE_URL", ""),
+		SigningSecret:   env("CHATVAULT_SIGNING_SECRET", ""),
+		ContentURLTTL:   dur("CHATVAULT_CONTENT_URL_TTL", 15*time.Minute),
+		CRMURLTTL:       dur("CHATVAULT_CRM_URL_TTL", 7*24*time.Hour),
+		ShutdownTimeout: dur("CHATVAULT_SHUTDOWN_TIMEOUT", 60*time.Second),
+		LogLevel:        env("CHATVAULT_LOG_LEVEL", "info"),
+		ConfigFile:      env("CHATVAULT_CONFIG", ""),
+		Tenants:         map[string]*Tenant{},
+	}
+	if strings.ContainsAny(c.RedisPrefix, "{}") {
+		errs = append(errs, errors.New("CHATVAULT_REDIS_PREFIX must not contain braces (they are Redis Cluster hash tags)"))
+	}
+	if len(c.RedisSentinel) > 0 && c.RedisMaster == "" {
+		errs = append(errs, errors.New("REDIS_SENTINEL_ADDRS needs REDIS_SENTINEL_MASTER"))
+	}
+	if c.StorageURL == "" {
+		abs, err := filepath.Abs(filepath.Join(c.DataDir, "media"))
+		if err != nil {
+			errs = append(errs, err)
+		}
+		c.StorageURL = "file://" + filepath.ToSlash(abs)
+	}
+
+	c.Defaults.Limits = map[string]int64{}
+	for kind, def := range DefaultLimits {
+		key := "CHATVAULT_LIMIT_" + strings.ToUpper(kind)
+		v := env(key, "")
+		if v == "" {
+			c.Defaults.Limits[kind] = def
+			continue
+		}
+		n, err := ParseSize(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+			n = def
+		}
+		c.Defaults.Limits[kind] = n
+	}
+	var err error
+	if c.Defaults.KeyRate, err = parseRate(env("CHATVAULT_RATE_KEY", "600/1m"), env("CHATVAULT_RATE_KEY_BURST", "60")); err != nil {
+		errs = append(errs, fmt.Errorf("CHATVAULT_RATE_KEY: %w", err))
+	}
+	if c.Defaults.TenantRte, err = parseRate(env("CHATVAULT_RATE_TENANT", "1200/1m"), env("CHATVAULT_RATE_TENANT_BURST", "120")); err != nil {
+		errs = append(errs, fmt.Errorf("CHATVAULT_RATE_TENANT: %w", err))
+	}
+
+	if c.ConfigFile != "" {
+		if err := c.loadTenants(c.ConfigFile, getenv); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if key := env("CHATVAULT_API_KEY", ""); key != "" {
+		id := env("CHATVAULT_DEV_TENANT", "dev")
+		t, ok := c.Tenants[id]
+		if !ok {
+			t = &Tenant{ID: id, Name: "development"}
+			c.Tenants[id] = t
+		}
+		t.APIKeys = append(t.APIKeys, APIKey{ID: "dev", Hash: auth.HashKey(key), Scopes: auth.AllScopes})
+		t.WhatsAppCloud.GraphBaseURL = env("WHATSAPP_GRAPH_URL", t.WhatsAppCloud.GraphBaseURL)
+		t.WhatsAppCloud.AccessToken = env("WHATSAPP_TOKEN", t.WhatsAppCloud.AccessToken)
+		t.URLAllowlist = append(t.URLAllowlist, splitList(env("CHATVAULT_DEV_ALLOWLIST", ""))...)
+		c.DevKey = true
+	}
+	for _, t := range c.Tenants {
+		if err := c.resolveTenant(t); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+func (c *Config) loadTenants(path string, getenv func(string) string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("CHATVAULT_CONFIG: %w", err)
+	}
+	// ${VAR} expands from the environment so secrets stay out of the file.
+	expanded := os.Expand(string(raw), getenv)
+	var file struct {
+		Tenants []*Tenant `yaml:"tenants"`
+	}
+	dec := yaml.NewDecoder(strings.NewReader(expanded))
+	dec.KnownFields(true)
+	if err := dec.Decode(&file); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	for _, t := range file.Tenants {
+		if !tenantIDPattern.MatchString(t.ID) {
+			return fmt.Errorf("%s: tenant id %q must match %s", path, t.ID, tenantIDPattern)
+		}
+		if _, dup := c.Tenants[t.ID]; dup {
+			return fmt.Errorf("%s: tenant %q is listed twice", path, t.ID)
+		}
+		c.Tenants[t.ID] = t
+	}
+	return nil
+}
+
+func (c *Config) resolveTenant(t *Tenant) error {
+	t.SizeLimits = map[string]int64{}
+	for k, v := range c.Defaults.Limits {
+		t.SizeLimits[k] = v
+	}
+	for kind, v := range t.Limits {
+		if _, ok := DefaultLimits[kind]; !ok {
+			return fmt.Errorf("tenant %s: limits: unknown kind %q", t.ID, kind)
+		}
+		n, err := ParseSize(v)
+		if err != nil {
+			return fmt.Errorf("tenant %s: limits.%s: %w", t.ID, kind, err)
+		}
+		t.SizeLimits[kind] = n
+	}
+	t.KeyRate, t.TenantRate = c.Defaults.KeyRate, c.Defaults.TenantRte
+	var err error
+	if t.RateLimit.Key != "" {
+		if t.KeyRate, err = parseRate(t.RateLimit.Key, strconv.Itoa(max(t.RateLimit.KeyBurst, 1))); err != nil {
+			return fmt.Errorf("tenant %s: rate_limit.key: %w", t.ID, err)
+		}
+	}
+	if t.RateLimit.Tenant != "" {
+		if t.TenantRate, err = parseRate(t.RateLimit.Tenant, strconv.Itoa(max(t.RateLimit.TenantBurst, 1))); err != nil {
+			return fmt.Errorf("tenant %s: rate_limit.tenant: %w", t.ID, err)
+		}
+	}
+	for _, r := range t.URLAuth {
+		if r.Host == "" || r.Header == "" {
+			return fmt.Errorf("tenant %s: url_auth entries need host and header", t.ID)
+		}
+	}
+	return nil
+}
+
+// Keyring builds the API keyring of every tenant.
+func (c *Config) Keyring() (*auth.Keyring, error) {
+	kr := auth.NewKeyring()
+	for _, t := range c.Tenants {
+		for _, k := range t.APIKeys {
+			if err := kr.Add(k.Hash, auth.Principal{TenantID: t.ID, KeyID: k.ID, Scopes: k.Scopes}); err != nil {
+				return nil, fmt.Errorf("tenant %s: %w", t.ID, err)
+			}
+		}
+	}
+	return kr, nil
+}
+
+// ParseSize reads "16MiB", "500KiB", "5MB" or a plain byte count.
+func ParseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q is not a positive size (e.g. 16MiB)", s)
+	}
+	return n * mult, nil
+}
+
+// parseRate reads "600/1m" with a burst.
+func parseRate(spec, burst string) (Rate, error) {
+	count, per, ok := strings.Cut(spec, "/")
+	if !ok {
+		return Rate{}, fmt.Errorf("%q: want COUNT/PERIOD, e.g. 600/1m", spec)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(count))
+	if err != nil || n <= 0 {
+		return Rate{}, fmt.Errorf("%q: count must be a positive integer", spec)
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(per))
+	if err != nil || d <= 0 {
+		return Rate{}, fmt.Errorf("%q: period must be a duration such as 1m", spec)
+	}
+	b, err := strconv.Atoi(strings.TrimSpace(burst))
+	if err != nil || b <= 0 {
+		return Rate{}, fmt.Errorf("burst %q must be a positive integer", burst)
+	}
+	return Rate{Count: n, Period: d, Burst: b}, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

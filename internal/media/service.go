@@ -1,0 +1,724 @@
+package media
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"mime"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/gabriel-vasile/mimetype"
+	"github.com/oklog/ulid/v2"
+
+	"github.com/chatvault/chatvault/internal/apperr"
+)
+
+// SourceRequest names the media to fetch, as the client gave it.
+type SourceRequest struct {
+	Type    string
+	MediaID string
+	URL     string
+}
+
+// Fetched is an open upstream body with what the provider declared about it.
+type Fetched struct {
+	Body     io.ReadCloser
+	MimeType string // "" if undeclared
+	Size     int64  // -1 if undeclared
+	SHA256   string // lower-case hex, "" if undeclared
+	Filename string
+}
+
+// Fetcher opens media at a provider.
+type Fetcher interface {
+	Fetch(ctx context.Context, tenantID string, src SourceRequest) (*Fetched, error)
+	// Identity is the natural identity of a source (provider and media ID,
+	// or the normalised URL), the basis of dedupe.
+	// An invalid source is an apperr.Invalid error.
+	Identity(src SourceRequest) (string, error)
+}
+
+// LimitsFunc returns a tenant's per-kind byte limits.
+type LimitsFunc func(tenantID string) map[Kind]int64
+
+// Service implements the media use cases.
+type Service struct {
+	blobs   BlobStore
+	index   Index
+	fetcher Fetcher
+	limits  LimitsFunc
+	now     func() time.Time
+	log     *slog.Logger
+	// lockWait bounds how long a duplicate waits for the archive it
+	// duplicates; long enough for a 100 MiB document on a slow provider.
+	lockWait time.Duration
+}
+
+// Option configures a Service.
+type Option func(*Service)
+
+// WithClock injects the clock.
+func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
+
+// WithLockWait sets how long concurrent duplicates wait for each other.
+func WithLockWait(d time.Duration) Option { return func(s *Service) { s.lockWait = d } }
+
+// NewService wires the use cases to their ports.
+func NewService(blobs BlobStore, index Index, fetcher Fetcher, limits LimitsFunc, opts ...Option) *Service {
+	s := &Service{blobs: blobs, index: index, fetcher: fetcher, limits: limits, now: time.Now, log: slog.Default(), lockWait: 2 * time.Minute}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// ArchiveInput is one archive request, already shape-validated at the edge.
+type ArchiveInput struct {
+	CustomerID string
+	Kind       Kind // hint; "" to derive
+	Source     SourceRequest
+	Hints      SourceHints
+	Message    Message
+	Tags       []string
+	Metadata   map[string]string
+}
+
+// SourceHints are what the client says it knows about the file.
+type SourceHints struct {
+	MimeType string
+	SHA256   string // hex or base64
+	FileSize int64  // 0 if unknown
+	Filename string
+}
+
+// Message is the WhatsApp message a media came with.
+type Message struct {
+	ID        string
+	From      string
+	Timestamp time.Time // zero if unknown
+	Caption   string
+}
+
+// Key layout in object storage. The tenant comes first so a tenant's data
+// can be listed, exported or erased by prefix.
+func docKey(tenantID, id string) string {
+	return "tenants/" + tenantID + "/media/" + id + "/media.json"
+}
+func blobKey(tenantID, id string) string { return "tenants/" + tenantID + "/media/" + id + "/original" }
+
+// NewID returns a media ID: "med_" and a ULID, so IDs sort by time.
+func NewID(now time.Time) string {
+	return "med_" + ulid.MustNew(ulid.Timestamp(now), rand.Reader).String()
+}
+
+var idPattern = regexp.MustCompile(`^med_[0-9A-HJKMNP-TV-Z]{26}$`)
+
+// ValidID reports whether id has the shape of a media ID.
+func ValidID(id string) bool { return idPattern.MatchString(id) }
+
+// Archive copies the source into storage in one streaming pass and records
+// it. created is false when the same source was already archived for the
+// tenant (natural dedupe); the existing record is returned then.
+func (s *Service) Archive(ctx context.Context, tenantID string, in ArchiveInput) (Media, bool, error) {
+	tags, err := NormalizeTags(in.Tags, "/tags")
+	if err != nil {
+		return Media{}, false, err
+	}
+	if len(tags) > MaxTags {
+		return Media{}, false, apperr.WithFields("too many tags", apperr.FieldError{Pointer: "/tags", Detail: fmt.Sprintf("at most %d tags", MaxTags)})
+	}
+	hintSHA := ""
+	if in.Hints.SHA256 != "" {
+		if hintSHA, err = NormalizeSHA256(in.Hints.SHA256); err != nil {
+			return Media{}, false, apperr.WithFields("invalid checksum", apperr.FieldError{Pointer: "/source/sha256", Detail: err.Error()})
+		}
+	}
+
+	// Concurrent duplicates serialise on the source before anything is
+	// fetched, so exactly one of them stores an object.
+	identity, err := s.fetcher.Identity(in.Source)
+	if err != nil {
+		return Media{}, false, err
+	}
+	unlock, err := s.index.Lock(ctx, tenantID, "src:"+hashHex(identity), s.lockWait)
+	if err != nil {
+		return Media{}, false, err
+	}
+	defer unlock()
+
+	// A provider media ID is the whole identity; a URL's content can change,
+	// so its identity includes the sha256, known up front only from a hint.
+	if in.Source.Type != SourceURL {
+		if m, ok, err := s.existing(ctx, tenantID, sourceKey(identity, "")); err != nil || ok {
+			return m, false, err
+		}
+	} else if hintSHA != "" {
+		if m, ok, err := s.existing(ctx, tenantID, sourceKey(identity, hintSHA)); err != nil || ok {
+			return m, false, err
+		}
+	}
+
+	f, err := s.fetcher.Fetch(ctx, tenantID, in.Source)
+	if err != nil {
+		return Media{}, false, err
+	}
+	defer f.Body.Close()
+
+	declaredMime := firstNonEmpty(normalizeMime(in.Hints.MimeType), normalizeMime(f.MimeType))
+	wantSHA := hintSHA
+	if f.SHA256 != "" {
+		provSHA, err := NormalizeSHA256(f.SHA256)
+		if err != nil {
+			return Media{}, false, apperr.Wrap(apperr.BadGateway, err, "the provider declared a malformed checksum")
+		}
+		if wantSHA != "" && wantSHA != provSHA {
+			return Media{}, false, apperr.New(apperr.Unprocessable, "the sha256 in the request does not match the provider's checksum")
+		}
+		wantSHA = provSHA
+	}
+
+	// Sniff the first bytes before writing anything: the kind and the limit
+	// depend on them.
+	br := bufio.NewReaderSize(f.Body, sniffLen)
+	head, err := br.Peek(sniffLen)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
+		return Media{}, false, apperr.Wrap(apperr.BadGateway, err, "reading the media from the provider failed")
+	}
+	if len(head) == 0 {
+		return Media{}, false, apperr.New(apperr.Unprocessable, "the provider returned an empty file")
+	}
+	sniffed := mimetype.Detect(head)
+	kind, mimeType, err := classify(in.Kind, declaredMime, sniffed)
+	if err != nil {
+		return Media{}, false, err
+	}
+	limit := s.limits(tenantID)[kind]
+	declaredSize := f.Size
+	if in.Hints.FileSize > 0 {
+		declaredSize = in.Hints.FileSize
+	}
+	if limit > 0 && declaredSize > limit {
+		return Media{}, false, tooLarge(kind, limit)
+	}
+
+	now := s.now().UTC()
+	id := NewID(now)
+	key := blobKey(tenantID, id)
+	wctx, abort := context.WithCancel(ctx)
+	defer abort()
+	w, err := s.blobs.NewWriter(wctx, key, mimeType)
+	if err != nil {
+		return Media{}, false, apperr.Wrap(apperr.Unavailable, err, "storage is unavailable")
+	}
+	h := sha256.New()
+	n, copyErr := copyLimited(ctx, io.MultiWriter(w, h), br, limit)
+	if copyErr == nil && limit > 0 && n > limit {
+		copyErr = tooLarge(kind, limit)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if copyErr == nil && wantSHA != "" && sum != wantSHA {
+		copyErr = apperr.New(apperr.Unprocessable, "checksum mismatch: the file's sha256 is %s, the declared one is %s", sum, wantSHA)
+	}
+	if copyErr == nil && f.Size > 0 && n != f.Size {
+		copyErr = apperr.New(apperr.Unprocessable, "size mismatch: the provider declared %d bytes and sent %d", f.Size, n)
+	}
+	if copyErr != nil {
+		abort() // before Close: the write is dropped, nothing becomes visible
+		_ = w.Close()
+		return Media{}, false, copyErr
+	}
+	if err := w.Close(); err != nil {
+		return Media{}, false, apperr.Wrap(apperr.Unavailable, err, "storage did not accept the file")
+	}
+
+	srcKey := sourceKey(identity, "")
+	if in.Source.Type == SourceURL {
+		srcKey = sourceKey(identity, sum)
+		if m, ok, err := s.existing(ctx, tenantID, srcKey); err != nil || ok {
+			s.deleteQuietly(key)
+			return m, false, err
+		}
+	}
+
+	receivedAt := in.Message.Timestamp
+	if receivedAt.IsZero() {
+		receivedAt = now
+	}
+	m := Media{
+		ID:         id,
+		TenantID:   tenantID,
+		CustomerID: in.CustomerID,
+		Kind:       kind,
+		MimeType:   mimeType,
+		SizeBytes:  n,
+		SHA256:     sum,
+		Filename:   firstNonEmpty(in.Hints.Filename, f.Filename),
+		Caption:    in.Message.Caption,
+		Tags:       tags,
+		Metadata:   nonNilMap(in.Metadata),
+		Source: Source{
+			Type:       in.Source.Type,
+			MediaID:    in.Source.MediaID,
+			URL:        in.Source.URL,
+			MessageID:  in.Message.ID,
+			From:       in.Message.From,
+			ReceivedAt: receivedAt.UTC(),
+		},
+		SourceKey: srcKey,
+		BlobKey:   key,
+		CreatedAt: now,
+		UpdatedAt: now,
+	}
+	// The document, then the index: until both exist the record is nowhere
+	// to be seen, and a failure removes what was written.
+	if err := s.writeDoc(ctx, m); err != nil {
+		s.deleteQuietly(key)
+		return Media{}, false, err
+	}
+	if err := s.index.Put(ctx, nil, m); err != nil {
+		s.deleteQuietly(docKey(tenantID, id), key)
+		_ = s.index.Remove(context.WithoutCancel(ctx), m)
+		return Media{}, false, apperr.Wrap(apperr.Unavailable, err, "the index is unavailable")
+	}
+	return m, true, nil
+}
+
+func (s *Service) existing(ctx context.Context, tenantID, srcKey string) (Media, bool, error) {
+	id, ok, err := s.index.LookupSource(ctx, tenantID, srcKey)
+	if err != nil {
+		return Media{}, false, apperr.Wrap(apperr.Unavailable, err, "the index is unavailable")
+	}
+	if !ok {
+		return Media{}, false, nil
+	}
+	m, err := s.Get(ctx, tenantID, id)
+	if apperr.Is(err, apperr.NotFound) {
+		return Media{}, false, nil // a stale dedupe key of a deleted record
+	}
+	return m, err == nil, err
+}
+
+// Get returns one record of the tenant.
+func (s *Service) Get(ctx context.Context, tenantID, id string) (Media, error) {
+	if !ValidID(id) {
+		return Media{}, apperr.New(apperr.NotFound, "no media %q", id)
+	}
+	m, ok, err := s.index.Get(ctx, tenantID, id)
+	if err != nil {
+		return Media{}, apperr.Wrap(apperr.Unavailable, err, "the index is unavailable")
+	}
+	if ok {
+		return m, nil
+	}
+	m, err = s.readDoc(ctx, tenantID, id)
+	if err != nil {
+		return Media{}, err
+	}
+	// Re-warm the cache; the document is the truth either way.
+	if err := s.index.Put(ctx, nil, m); err != nil {
+		s.log.WarnContext(ctx, "re-indexing a record read from storage failed", "media_id", id, "err", err)
+	}
+	return m, nil
+}
+
+// List returns a page of a customer's media, newest first.
+func (s *Service) List(ctx context.Context, tenantID, customerID string, q ListQuery) ([]Media, string, error) {
+	if q.Limit <= 0 {
+		q.Limit = DefaultPageSize
+	}
+	if q.Limit > MaxPageSize {
+		return nil, "", apperr.WithFields("limit too large", apperr.FieldError{Pointer: "query:limit", Detail: fmt.Sprintf("at most %d", MaxPageSize)})
+	}
+	if q.Tag != "" {
+		tags, err := NormalizeTags([]string{q.Tag}, "query:tag")
+		if err != nil {
+			return nil, "", err
+		}
+		q.Tag = tags[0]
+	}
+	return s.index.ListByCustomer(ctx, tenantID, customerID, q)
+}
+
+// Tag adds and removes tags. Updates of one record are serialised through a
+// cluster-wide lock, so concurrent taggers never lose each other's changes.
+func (s *Service) Tag(ctx context.Context, tenantID, id string, add, remove []string) (Media, error) {
+	addN, err := NormalizeTags(add, "/add")
+	if err != nil {
+		return Media{}, err
+	}
+	removeN, err := NormalizeTags(remove, "/remove")
+	if err != nil {
+		return Media{}, err
+	}
+	if !ValidID(id) {
+		return Media{}, apperr.New(apperr.NotFound, "no media %q", id)
+	}
+	unlock, err := s.index.Lock(ctx, tenantID, "media:"+id, 30*time.Second)
+	if err != nil {
+		return Media{}, err
+	}
+	defer unlock()
+	prev, err := s.readDoc(ctx, tenantID, id)
+	if err != nil {
+		return Media{}, err
+	}
+	m := prev
+	m.Tags = applyTags(prev.Tags, addN, removeN)
+	if len(m.Tags) > MaxTags {
+		return Media{}, apperr.New(apperr.Unprocessable, "a media holds at most %d tags; this change would leave %d", MaxTags, len(m.Tags))
+	}
+	if equalStrings(m.Tags, prev.Tags) {
+		return prev, nil
+	}
+	m.UpdatedAt = s.now().UTC()
+	if err := s.writeDoc(ctx, m); err != nil {
+		return Media{}, err
+	}
+	if err := s.index.Put(ctx, &prev, m); err != nil {
+		return Media{}, apperr.Wrap(apperr.Unavailable, err, "the index is unavailable; run chatvault reindex if this persists")
+	}
+	return m, nil
+}
+
+// Delete removes the index entries first (the record vanishes at once), then
+// the document and the blob.
+func (s *Service) Delete(ctx context.Context, tenantID, id string) error {
+	if !ValidID(id) {
+		return apperr.New(apperr.NotFound, "no media %q", id)
+	}
+	unlock, err := s.index.Lock(ctx, tenantID, "media:"+id, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	m, err := s.readDoc(ctx, tenantID, id)
+	if err != nil {
+		return err
+	}
+	if err := s.index.Remove(ctx, m); err != nil {
+		return apperr.Wrap(apperr.Unavailable, err, "the index is unavailable")
+	}
+	if err := s.blobs.Delete(ctx, docKey(tenantID, id)); err != nil {
+		return apperr.Wrap(apperr.Unavailable, err, "storage is unavailable")
+	}
+	if err := s.blobs.Delete(ctx, m.BlobKey); err != nil {
+		return apperr.Wrap(apperr.Unavailable, err, "storage is unavailable")
+	}
+	return nil
+}
+
+// OpenContent streams a record's original, from offset for length bytes
+// (-1: to the end).
+func (s *Service) OpenContent(ctx context.Context, m Media, offset, length int64) (io.ReadCloser, error) {
+	r, err := s.blobs.NewRangeReader(ctx, m.BlobKey, offset, length)
+	if err != nil && !apperr.Is(err, apperr.NotFound) {
+		return nil, apperr.Wrap(apperr.Unavailable, err, "storage is unavailable")
+	}
+	return r, err
+}
+
+// Reindex rebuilds the whole Redis index from storage alone.
+func (s *Service) Reindex(ctx context.Context) (int, error) {
+	if err := s.index.Reset(ctx); err != nil {
+		return 0, fmt.Errorf("clearing the index: %w", err)
+	}
+	count := 0
+	err := s.blobs.List(ctx, "tenants/", func(key string) error {
+		if !strings.HasSuffix(key, "/media.json") {
+			return nil
+		}
+		raw, err := s.blobs.GetSmall(ctx, key)
+		if apperr.Is(err, apperr.NotFound) {
+			return nil // deleted while we walked
+		}
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", key, err)
+		}
+		var m Media
+		if err := json.Unmarshal(raw, &m); err != nil {
+			s.log.WarnContext(ctx, "skipping an unreadable media document", "key", key, "err", err)
+			return nil
+		}
+		if err := s.index.Put(ctx, nil, m); err != nil {
+			return fmt.Errorf("indexing %s: %w", key, err)
+		}
+		count++
+		return nil
+	})
+	return count, err
+}
+
+func (s *Service) writeDoc(ctx context.Context, m Media) error {
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if err := s.blobs.PutSmall(ctx, docKey(m.TenantID, m.ID), raw, "application/json"); err != nil {
+		return apperr.Wrap(apperr.Unavailable, err, "storage is unavailable")
+	}
+	return nil
+}
+
+func (s *Service) readDoc(ctx context.Context, tenantID, id string) (Media, error) {
+	raw, err := s.blobs.GetSmall(ctx, docKey(tenantID, id))
+	if apperr.Is(err, apperr.NotFound) {
+		return Media{}, apperr.New(apperr.NotFound, "no media %q", id)
+	}
+	if err != nil {
+		return Media{}, apperr.Wrap(apperr.Unavailable, err, "storage is unavailable")
+	}
+	var m Media
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return Media{}, fmt.Errorf("media document %s: %w", id, err)
+	}
+	return m, nil
+}
+
+// deleteQuietly cleans up after a failure; it must run even when the
+// request's context is already cancelled.
+func (s *Service) deleteQuietly(keys ...string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, k := range keys {
+		if err := s.blobs.Delete(ctx, k); err != nil {
+			s.log.Error("cleanup of a partial archive failed", "key", k, "err", err)
+		}
+	}
+}
+
+// Paging and tag limits.
+const (
+	DefaultPageSize = 50
+	MaxPageSize     = 200
+	MaxTags         = 50
+	MaxTagLen       = 64
+	sniffLen        = 3072 // what mimetype reads by default
+)
+
+// NormalizeTags lower-cases and trims tags and drops duplicates, keeping
+// the first-seen order.
+func NormalizeTags(in []string, pointer string) ([]string, error) {
+	out := make([]string, 0, len(in))
+	seen := map[string]bool{}
+	var fields []apperr.FieldError
+	for i, t := range in {
+		t = strings.ToLower(strings.TrimSpace(t))
+		switch {
+		case t == "":
+			fields = append(fields, apperr.FieldError{Pointer: fmt.Sprintf("%s/%d", pointer, i), Detail: "a tag must not be empty"})
+		case len([]rune(t)) > MaxTagLen:
+			fields = append(fields, apperr.FieldError{Pointer: fmt.Sprintf("%s/%d", pointer, i), Detail: fmt.Sprintf("a tag has at most %d characters", MaxTagLen)})
+		case strings.ContainsAny(t, ",\n\r\t"):
+			fields = append(fields, apperr.FieldError{Pointer: fmt.Sprintf("%s/%d", pointer, i), Detail: "a tag must not contain commas or control characters"})
+		case !seen[t]:
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	if pointer == "query:tag" && len(fields) > 0 {
+		fields[0].Pointer = pointer
+	}
+	if len(fields) > 0 {
+		return nil, apperr.WithFields("invalid tags", fields...)
+	}
+	return out, nil
+}
+
+func applyTags(cur, add, remove []string) []string {
+	drop := map[string]bool{}
+	for _, t := range remove {
+		drop[t] = true
+	}
+	out := []string{}
+	seen := map[string]bool{}
+	for _, t := range append(append([]string{}, cur...), add...) {
+		if !drop[t] && !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// NormalizeSHA256 accepts a sha256 in hex or base64 (standard or URL
+// alphabet, padded or not), as providers send either, and returns hex.
+func NormalizeSHA256(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if len(s) == 64 {
+		if b, err := hex.DecodeString(s); err == nil {
+			return hex.EncodeToString(b), nil
+		}
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil && len(b) == sha256.Size {
+			return hex.EncodeToString(b), nil
+		}
+	}
+	return "", errors.New("a sha256 must be 64 hex digits or 32 bytes in base64")
+}
+
+// classify decides the kind and stored MIME type from the client's hint,
+// the provider's declaration and the sniffed content. Content that
+// contradicts its declared kind is refused: an executable never becomes
+// "audio" because a header said so.
+func classify(hint Kind, declared string, sniffed *mimetype.MIME) (Kind, string, error) {
+	kind := hint
+	if kind == "" && declared != "" {
+		kind = kindOfMime(declared)
+	}
+	if kind == "" {
+		kind = kindOfMime(sniffed.String())
+	}
+	if !kind.Valid() {
+		return "", "", apperr.WithFields("unknown kind", apperr.FieldError{Pointer: "/kind", Detail: "must be one of audio, video, image, document, sticker"})
+	}
+	if isExecutable(sniffed) {
+		return "", "", apperr.New(apperr.UnsupportedMedia, "the file is an executable (%s), which is never archived", sniffed.String())
+	}
+	if !compatible(kind, sniffed) {
+		return "", "", apperr.New(apperr.UnsupportedMedia, "the file's content is %s, which is not %s media", normalizeMime(sniffed.String()), kind)
+	}
+	if declared != "" && kind != KindDocument && kindOfMime(declared) != kind && !(kind == KindSticker && kindOfMime(declared) == KindImage) &&
+		!(kind == KindAudio && kindOfMime(declared) == KindVideo) {
+		return "", "", apperr.New(apperr.UnsupportedMedia, "the declared type %s is not %s media", declared, kind)
+	}
+	mimeType := declared
+	if mimeType == "" || mimeType == "application/octet-stream" {
+		mimeType = normalizeMime(sniffed.String())
+	}
+	return kind, mimeType, nil
+}
+
+func kindOfMime(m string) Kind {
+	switch {
+	case strings.HasPrefix(m, "audio/"), m == "application/ogg":
+		return KindAudio
+	case strings.HasPrefix(m, "video/"):
+		return KindVideo
+	case strings.HasPrefix(m, "image/"):
+		return KindImage
+	default:
+		return KindDocument
+	}
+}
+
+func compatible(kind Kind, sniffed *mimetype.MIME) bool {
+	top := func(prefixes ...string) bool {
+		for m := sniffed; m != nil; m = m.Parent() {
+			for _, p := range prefixes {
+				if strings.HasPrefix(m.String(), p) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	switch kind {
+	case KindAudio:
+		// m4a and 3gp voice notes sniff as video containers.
+		return top("audio/", "application/ogg", "video/mp4", "video/3gpp", "video/webm", "video/quicktime")
+	case KindVideo:
+		return top("video/", "application/ogg")
+	case KindImage, KindSticker:
+		return top("image/")
+	default:
+		return true
+	}
+}
+
+func isExecutable(m *mimetype.MIME) bool {
+	for _, t := range []string{"application/x-executable", "application/x-elf", "application/x-sharedlib", "application/x-mach-binary",
+		"application/vnd.microsoft.portable-executable", "application/x-msdownload", "application/x-dosexec"} {
+		if m.Is(t) {
+			return true
+		}
+	}
+	return false
+}
+
+func tooLarge(kind Kind, limit int64) error {
+	return apperr.New(apperr.TooLarge, "%s media is limited to %d bytes for this tenant", kind, limit)
+}
+
+// copyLimited copies at most limit+1 bytes, so an oversize body is caught
+// without reading it all; limit <= 0 means unlimited.
+func copyLimited(ctx context.Context, dst io.Writer, src io.Reader, limit int64) (int64, error) {
+	if limit > 0 {
+		src = io.LimitReader(src, limit+1)
+	}
+	buf := make([]byte, 256<<10)
+	n, err := io.CopyBuffer(dst, src, buf)
+	if err != nil {
+		if ctx.Err() != nil {
+			return n, ctx.Err()
+		}
+		return n, apperr.Wrap(apperr.BadGateway, err, "copying the media failed after %d bytes", n)
+	}
+	return n, nil
+}
+
+func sourceKey(identity, sha string) string {
+	if sha != "" {
+		identity += "#sha256:" + sha
+	}
+	return hashHex(identity)
+}
+
+func hashHex(s string) string {
+	var h hash.Hash = sha256.New()
+	h.Write([]byte(s))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func normalizeMime(m string) string {
+	if m == "" {
+		return ""
+	}
+	mt, _, err := mime.ParseMediaType(m)
+	if err != nil {
+		return strings.ToLower(strings.TrimSpace(strings.SplitN(m, ";", 2)[0]))
+	}
+	return mt
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func nonNilMap(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
