@@ -1,0 +1,5 @@
+//go:build !race
+
+package blobstore_test
+
+const raceEnabled = false
