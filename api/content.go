@@ -3,8 +3,8 @@ package api
 import (
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -44,13 +44,7 @@ func (s *server) content(c *gin.Context) {
 	// Stored documents may be HTML or SVG: never let them run script on our origin.
 	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
 	h.Set("Cache-Control", "private, max-age=300")
-	disp := "inline"
-	if m.Filename != "" {
-		if v := mime.FormatMediaType("inline", map[string]string{"filename": m.Filename}); v != "" {
-			disp = v
-		}
-	}
-	h.Set("Content-Disposition", disp)
+	h.Set("Content-Disposition", contentDisposition(m.Filename))
 	if inm := c.GetHeader("If-None-Match"); inm != "" && (inm == etag || inm == "*") {
 		c.Status(http.StatusNotModified)
 		c.Writer.WriteHeaderNow()
@@ -81,6 +75,33 @@ func (s *server) content(c *gin.Context) {
 		// Headers are gone; the client sees a short body and retries.
 		s.log.WarnContext(c.Request.Context(), "streaming content stopped", "media_id", id, "err", err)
 	}
+}
+
+// contentDisposition always quotes the filename, with an ASCII fallback and
+// the RFC 8187 filename* form for names that are not plain ASCII.
+func contentDisposition(name string) string {
+	if name == "" {
+		return "inline"
+	}
+	var ascii strings.Builder
+	plain := true
+	for _, r := range name {
+		switch {
+		case r == '"' || r == '\\' || r < 0x20 || r == 0x7f:
+			ascii.WriteByte('_')
+			plain = false
+		case r > 0x7e:
+			ascii.WriteByte('_')
+			plain = false
+		default:
+			ascii.WriteRune(r)
+		}
+	}
+	v := `inline; filename="` + ascii.String() + `"`
+	if !plain {
+		v += "; filename*=UTF-8''" + url.PathEscape(name)
+	}
+	return v
 }
 
 // parseRange reads a single "bytes=" range. Several ranges are answered

@@ -132,12 +132,12 @@ var anonymousRate = ratelimit.Limit{Rate: 60, Period: time.Minute, Burst: 20}
 // limitAnonymous applies the per-address bucket; false means it already
 // reported a 429.
 func (s *server) limitAnonymous(c *gin.Context) bool {
-	d, err := s.Limiter.Allow(c.Request.Context(), "_anonymous", ratelimit.Bucket{Name: "ip:" + c.ClientIP(), Limit: anonymousRate})
+	d, err := s.Limiter.Allow(c.Request.Context(), "_ip", ratelimit.Bucket{Name: "ip:" + c.ClientIP(), Limit: anonymousRate})
 	if err != nil {
 		return true // authentication fails anyway; do not hide that behind a 503
 	}
-	c.Header("RateLimit-Policy", ratelimit.PolicyHeader("anonymous", anonymousRate))
-	return s.applyDecision(c, d, "anonymous")
+	c.Header("RateLimit-Policy", ratelimit.PolicyHeader("ip", anonymousRate))
+	return s.applyDecision(c, d, "ip")
 }
 
 func principalOf(c *gin.Context) (auth.Principal, bool) {

@@ -3,6 +3,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io/fs"
@@ -62,6 +63,10 @@ func NewRouter(d Deps) http.Handler {
 	s := &server{Deps: d, log: d.Log}
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
+	// Match routes on the raw path so an encoded "../" stays inside a path
+	// parameter (and is refused there) instead of escaping its route.
+	r.UseRawPath = true
+	r.UnescapePathValues = true
 	r.ContextWithFallback = true
 	r.Use(s.requestID, s.observe, s.recover, s.renderProblems)
 	r.NoRoute(func(c *gin.Context) { c.Error(notFoundRoute(c)) })
@@ -87,7 +92,17 @@ func NewRouter(d Deps) http.Handler {
 	return r
 }
 
-func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+// jsonMarshal does not escape &, < and >: URLs in answers stay readable
+// and copy-pasteable.
+func jsonMarshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(b.Bytes(), "\n"), nil
+}
 
 func (s *server) writeJSON(c *gin.Context, status int, v any) {
 	body, err := jsonMarshal(v)

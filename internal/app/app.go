@@ -229,3 +229,6 @@ func redactURL(u string) string {
 	}
 	return u
 }
+
+// Blobs is the storage the service writes to (for tests and tools).
+func (a *App) Blobs() *blobstore.Store { return a.blobs }

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"mime"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -138,6 +139,7 @@ func (s *Service) Archive(ctx context.Context, tenantID string, in ArchiveInput)
 	if err != nil {
 		return Media{}, false, err
 	}
+	tags = applyTags(nil, tags, nil)
 	if len(tags) > MaxTags {
 		return Media{}, false, apperr.WithFields("too many tags", apperr.FieldError{Pointer: "/tags", Detail: fmt.Sprintf("at most %d tags", MaxTags)})
 	}
@@ -538,19 +540,24 @@ func NormalizeTags(in []string, pointer string) ([]string, error) {
 	return out, nil
 }
 
+// applyTags removes, then adds (a tag named in both ends up present), and
+// returns the set sorted, so records and CRM fields read the same every time.
 func applyTags(cur, add, remove []string) []string {
-	drop := map[string]bool{}
+	set := map[string]bool{}
+	for _, t := range cur {
+		set[t] = true
+	}
 	for _, t := range remove {
-		drop[t] = true
+		delete(set, t)
 	}
-	out := []string{}
-	seen := map[string]bool{}
-	for _, t := range append(append([]string{}, cur...), add...) {
-		if !drop[t] && !seen[t] {
-			seen[t] = true
-			out = append(out, t)
-		}
+	for _, t := range add {
+		set[t] = true
 	}
+	out := make([]string, 0, len(set))
+	for t := range set {
+		out = append(out, t)
+	}
+	sort.Strings(out)
 	return out
 }
 
