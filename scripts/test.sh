@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VERSITYGW_VERSION=v1.8.0
+GOTESTSUM_VERSION=v1.13.0
 export PATH="$PATH:$(go env GOPATH)/bin"
 
 log() { printf '\n== %s\n' "$*"; }
@@ -37,6 +38,12 @@ if ! versitygw --version 2>/dev/null | grep -q "${VERSITYGW_VERSION#v}"; then
 fi
 versitygw --version | head -1
 
+log "gotestsum (test runner with a summary)"
+if ! gotestsum --version 2>/dev/null | grep -q "${GOTESTSUM_VERSION#v}"; then
+  go install "gotest.tools/gotestsum@${GOTESTSUM_VERSION}"
+fi
+gotestsum --version
+
 log "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*'))
 if [ -n "$unformatted" ]; then
@@ -52,6 +59,6 @@ log "OpenAPI lint (redocly)"
 scripts/lint-openapi.sh
 
 log "go test -race"
-# -p 2 matches the machine's cores; packages share one Redis but use
-# separate key prefixes.
-go test -race -count=1 -timeout 15m "$@" ./...
+# Packages share one Redis but use separate key prefixes, so they run in
+# parallel. gotestsum prints go test's output and a closing summary.
+gotestsum --format pkgname-and-test-fails --format-hide-empty-pkg -- -race -count=1 -timeout 15m "$@" ./...
