@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -75,7 +76,9 @@ func (s *server) writeProblem(c *gin.Context, err error) {
 		if e.RetryAfter > 0 {
 			c.Header("Retry-After", strconv.Itoa(ceilSeconds(e.RetryAfter)))
 		}
-	case errors.Is(err, errClientGone):
+	case errors.Is(err, context.Canceled):
+		// The client went away mid-request; nobody reads an answer.
+		c.Status(499)
 		return
 	default:
 		p.Type = "urn:chatvault:problem:internal"
@@ -93,5 +96,3 @@ func (s *server) writeProblem(c *gin.Context, err error) {
 	body, _ := jsonMarshal(p)
 	_, _ = c.Writer.Write(body)
 }
-
-var errClientGone = errors.New("the client went away")

@@ -41,6 +41,7 @@ import (
 	"io"
 	"mime"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -83,6 +84,8 @@ type Store struct {
 	s3       *s3.Client
 	s3Bucket string
 	parts    sync.Pool // *[]byte part buffers shared by this store's S3 writers
+
+	fileRoot string // set for file:// URLs, whose writes bypass gocloud (see fileWriter)
 }
 
 // Option tunes a Store.
@@ -139,6 +142,9 @@ func Open(ctx context.Context, storageURL string, opts ...Option) (*Store, error
 	for _, o := range opts {
 		o(s)
 	}
+	if isFile {
+		s.fileRoot = filepath.FromSlash(u.Path)
+	}
 	var c *s3.Client
 	if b.As(&c) {
 		s.s3, s.s3Bucket = c, u.Host
@@ -179,6 +185,15 @@ func (s *Store) NewWriter(ctx context.Context, key, contentType string) (io.Writ
 	wr := &writer{ctx: ctx, cancel: cancel, s: s, key: key}
 	if s.s3 != nil {
 		wr.w = s.newS3Writer(ctx, key, ct)
+		return wr, nil
+	}
+	if s.fileRoot != "" {
+		fw, err := s.newFileWriter(ctx, key, ct)
+		if err != nil {
+			cancel()
+			return nil, s.wrap("write", key, err)
+		}
+		wr.w = fw
 		return wr, nil
 	}
 	w, err := s.bucket.NewWriter(ctx, key, &blob.WriterOptions{

@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -89,6 +90,48 @@ type APIKey struct {
 type WhatsAppCloud struct {
 	GraphBaseURL string `yaml:"graph_base_url"`
 	AccessToken  string `yaml:"access_token"`
+	// AppSecret verifies X-Hub-Signature-256 on inbound webhooks.
+	AppSecret string `yaml:"app_secret"`
+	// VerifyToken answers Meta's GET verification handshake.
+	VerifyToken string `yaml:"verify_token"`
+}
+
+// Twilio holds a tenant's Twilio credentials.
+type Twilio struct {
+	AccountSID   string `yaml:"account_sid"`
+	AuthToken    string `yaml:"auth_token"`
+	APIKeySID    string `yaml:"api_key_sid"`
+	APIKeySecret string `yaml:"api_key_secret"`
+	APIHost      string `yaml:"api_host"` // default api.twilio.com
+	// WebhookBaseURL is the public base URL Twilio calls, when a proxy
+	// changes it; the signature covers the exact URL Twilio used.
+	WebhookBaseURL string `yaml:"webhook_base_url"`
+}
+
+// Dialog360 holds a tenant's 360dialog settings.
+type Dialog360 struct {
+	BaseURL string `yaml:"base_url"` // default https://waba-v2.360dialog.io
+	APIKey  string `yaml:"api_key"`
+	// WebhookToken protects the inbound webhook: 360dialog cannot sign
+	// requests, so the URL carries ?token= or the X-Chatvault-Token header.
+	WebhookToken string `yaml:"webhook_token"`
+}
+
+// CustomerMap turns a sender into a customer ID.
+type CustomerMap struct {
+	Template     string `yaml:"template"`   // default "wa:{wa_id}"
+	LookupURL    string `yaml:"lookup_url"` // optional CRM lookup
+	LookupHeader string `yaml:"lookup_header"`
+	LookupValue  string `yaml:"lookup_value"`
+}
+
+// TagRule adds Tag to inbound media that match.
+type TagRule struct {
+	Tag             string   `yaml:"tag"`
+	Kinds           []string `yaml:"kinds"`
+	Voice           *bool    `yaml:"voice"`
+	CaptionContains []string `yaml:"caption_contains"`
+	CaptionRegex    string   `yaml:"caption_regex"`
 }
 
 // HeaderRule sends Header: Value on URL fetches to exactly Host.
@@ -178,13 +221,21 @@ func Load(getenv func(string) string) (*Config, error) {
 		}
 		c.Defaults.Limits[kind] = n
 	}
-	var err error
-	if c.Defaults.KeyRate, err = parseRate(env("CHATVAULT_RATE_KEY", "600/1m"), env("CHATVAULT_RATE_KEY_BURST", "60")); err != nil {
-		errs = append(errs, fmt.Errorf("CHATVAULT_RATE_KEY: %w", err))
+	rate := func(name, def, burstDef string) Rate {
+		r, err := parseRate(env(name, def), "1")
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+		b, err := strconv.Atoi(env(name+"_BURST", burstDef))
+		if err != nil || b <= 0 {
+			errs = append(errs, fmt.Errorf("%s_BURST: %q must be a positive integer", name, env(name+"_BURST", burstDef)))
+			b = 1
+		}
+		r.Burst = b
+		return r
 	}
-	if c.Defaults.TenantRte, err = parseRate(env("CHATVAULT_RATE_TENANT", "1200/1m"), env("CHATVAULT_RATE_TENANT_BURST", "120")); err != nil {
-		errs = append(errs, fmt.Errorf("CHATVAULT_RATE_TENANT: %w", err))
-	}
+	c.Defaults.KeyRate = rate("CHATVAULT_RATE_KEY", "600/1m", "60")
+	c.Defaults.TenantRte = rate("CHATVAULT_RATE_TENANT", "1200/1m", "120")
 
 	if c.ConfigFile != "" {
 		if err := c.loadTenants(c.ConfigFile, getenv); err != nil {
@@ -193,6 +244,9 @@ func Load(getenv func(string) string) (*Config, error) {
 	}
 	if key := env("CHATVAULT_API_KEY", ""); key != "" {
 		id := env("CHATVAULT_DEV_TENANT", "dev")
+		if !tenantIDPattern.MatchString(id) {
+			errs = append(errs, fmt.Errorf("CHATVAULT_DEV_TENANT: %q must match %s", id, tenantIDPattern))
+		}
 		t, ok := c.Tenants[id]
 		if !ok {
 			t = &Tenant{ID: id, Name: "development"}
@@ -304,6 +358,9 @@ func ParseSize(s string) (int64, error) {
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n <= 0 {
 		return 0, fmt.Errorf("%q is not a positive size (e.g. 16MiB)", s)
+	}
+	if n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("%q is too large", s)
 	}
 	return n * mult, nil
 }

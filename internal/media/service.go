@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/gabriel-vasile/mimetype"
 	"github.com/oklog/ulid/v2"
@@ -244,6 +245,8 @@ func (s *Service) Archive(ctx context.Context, tenantID string, in ArchiveInput)
 		return Media{}, false, copyErr
 	}
 	if err := w.Close(); err != nil {
+		// The commit may have landed although it reported an error.
+		s.deleteQuietly(key)
 		return Media{}, false, apperr.Wrap(apperr.Unavailable, err, "storage did not accept the file")
 	}
 
@@ -288,7 +291,9 @@ func (s *Service) Archive(ctx context.Context, tenantID string, in ArchiveInput)
 	// The document, then the index: until both exist the record is nowhere
 	// to be seen, and a failure removes what was written.
 	if err := s.writeDoc(ctx, m); err != nil {
-		s.deleteQuietly(key)
+		// The document may have landed although the write reported an error;
+		// left behind, a reindex would resurrect it without its original.
+		s.deleteQuietly(docKey(tenantID, id), key)
 		return Media{}, false, err
 	}
 	if err := s.index.Put(ctx, nil, m); err != nil {
@@ -524,7 +529,7 @@ func NormalizeTags(in []string, pointer string) ([]string, error) {
 			fields = append(fields, apperr.FieldError{Pointer: fmt.Sprintf("%s/%d", pointer, i), Detail: "a tag must not be empty"})
 		case len([]rune(t)) > MaxTagLen:
 			fields = append(fields, apperr.FieldError{Pointer: fmt.Sprintf("%s/%d", pointer, i), Detail: fmt.Sprintf("a tag has at most %d characters", MaxTagLen)})
-		case strings.ContainsAny(t, ",\n\r\t"):
+		case strings.ContainsFunc(t, func(r rune) bool { return r == ',' || unicode.IsControl(r) }):
 			fields = append(fields, apperr.FieldError{Pointer: fmt.Sprintf("%s/%d", pointer, i), Detail: "a tag must not contain commas or control characters"})
 		case !seen[t]:
 			seen[t] = true
@@ -583,6 +588,9 @@ func NormalizeSHA256(s string) (string, error) {
 // contradicts its declared kind is refused: an executable never becomes
 // "audio" because a header said so.
 func classify(hint Kind, declared string, sniffed *mimetype.MIME) (Kind, string, error) {
+	if declared == "application/octet-stream" || declared == "binary/octet-stream" {
+		declared = "" // says nothing about the content
+	}
 	kind := hint
 	if kind == "" && declared != "" {
 		kind = kindOfMime(declared)
@@ -668,14 +676,33 @@ func copyLimited(ctx context.Context, dst io.Writer, src io.Reader, limit int64)
 		src = io.LimitReader(src, limit+1)
 	}
 	buf := make([]byte, 256<<10)
-	n, err := io.CopyBuffer(dst, src, buf)
-	if err != nil {
-		if ctx.Err() != nil {
-			return n, ctx.Err()
-		}
-		return n, apperr.Wrap(apperr.BadGateway, err, "copying the media failed after %d bytes", n)
+	w := &errWriter{w: dst}
+	n, err := io.CopyBuffer(w, src, buf)
+	switch {
+	case err == nil:
+		return n, nil
+	case ctx.Err() != nil:
+		return n, ctx.Err()
+	case w.err != nil:
+		// The storage side failed, not the provider: a 503, retryable.
+		return n, apperr.Wrap(apperr.Unavailable, err, "storage failed after %d bytes", n)
+	default:
+		return n, apperr.Wrap(apperr.BadGateway, err, "reading the media from the provider failed after %d bytes", n)
 	}
-	return n, nil
+}
+
+// errWriter remembers whether the write side of a copy failed.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err != nil {
+		e.err = err
+	}
+	return n, err
 }
 
 func sourceKey(identity, sha string) string {
