@@ -32,17 +32,24 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
 fi
 redis-cli -h 127.0.0.1 -p 6379 ping
 
+# go install leaves no version in the binary, so a stamp file beside it
+# records which version was installed.
+install_tool() { # name module version
+  local bin stamp
+  bin="$(go env GOPATH)/bin/$1"
+  stamp="$bin.version"
+  if [ ! -x "$bin" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$3" ]; then
+    go install "$2@$3"
+    echo "$3" > "$stamp"
+  fi
+  echo "$1 $3"
+}
+
 log "versitygw (S3-compatible server for the storage tests)"
-if ! versitygw --version 2>/dev/null | grep -q "${VERSITYGW_VERSION#v}"; then
-  go install "github.com/versity/versitygw/cmd/versitygw@${VERSITYGW_VERSION}"
-fi
-versitygw --version | head -1
+install_tool versitygw github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERSION"
 
 log "gotestsum (test runner with a summary)"
-if ! gotestsum --version 2>/dev/null | grep -q "${GOTESTSUM_VERSION#v}"; then
-  go install "gotest.tools/gotestsum@${GOTESTSUM_VERSION}"
-fi
-gotestsum --version
+install_tool gotestsum gotest.tools/gotestsum "$GOTESTSUM_VERSION"
 
 log "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*'))
