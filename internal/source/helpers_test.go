@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/chatvault/chatvault/internal/apperr"
 )
@@ -30,6 +32,7 @@ var testNames = map[string][]string{
 	"mapped.test": {"::ffff:127.0.0.1"},
 	"nat64.test":  {"64:ff9b::7f00:1"},
 	"origin.test": {"127.0.0.1"},
+	"cdn.test":    {"127.0.0.1"},
 	"localhost":   {"127.0.0.1", "::1"},
 }
 
@@ -44,11 +47,47 @@ func testResolver(ctx context.Context, host string) ([]netip.Addr, error) {
 	return out, nil
 }
 
-func newTestFetcher(t *testing.T, ts tenants) *Fetcher {
-	t.Helper()
-	f := New(ts.get, WithResolver(testResolver))
-	t.Cleanup(f.CloseIdleConnections)
+// newTestFetcher never really sleeps between retries, and its jitter is
+// the full ceiling, so that waits are predictable.
+func newTestFetcher(t *testing.T, ts tenants, opts ...Option) *Fetcher {
+	f, _ := newRecordingFetcher(t, ts, opts...)
 	return f
+}
+
+// newRecordingFetcher is newTestFetcher that also reports the waits asked for.
+func newRecordingFetcher(t *testing.T, ts tenants, opts ...Option) (*Fetcher, *sleeps) {
+	t.Helper()
+	f := New(ts.get, append([]Option{WithResolver(testResolver)}, opts...)...)
+	sl := &sleeps{}
+	f.sleep = sl.sleep
+	f.jitter = func(ceiling time.Duration) time.Duration { return ceiling }
+	t.Cleanup(f.CloseIdleConnections)
+	return f, sl
+}
+
+// sleeps records the waits a Fetcher asks for instead of waiting.
+type sleeps struct {
+	mu sync.Mutex
+	d  []time.Duration
+	// hook, if set, runs instead of returning at once.
+	hook func(ctx context.Context, d time.Duration) error
+}
+
+func (s *sleeps) sleep(ctx context.Context, d time.Duration) error {
+	s.mu.Lock()
+	s.d = append(s.d, d)
+	hook := s.hook
+	s.mu.Unlock()
+	if hook != nil {
+		return hook(ctx, d)
+	}
+	return ctx.Err()
+}
+
+func (s *sleeps) all() []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Duration(nil), s.d...)
 }
 
 // wantKind fails unless err is an *apperr.Error of kind k.

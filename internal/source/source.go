@@ -1,5 +1,6 @@
 // Package source opens media at the providers it comes from (Meta's WhatsApp
-// Cloud API, plain URLs) behind one Fetcher, through an SSRF-guarded client.
+// Cloud API, Twilio, 360dialog, plain URLs) behind one Fetcher, through an
+// SSRF-guarded client that retries what is worth retrying.
 package source
 
 import (
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/chatvault/chatvault/internal/apperr"
 )
@@ -17,10 +19,19 @@ import (
 const (
 	TypeURL           = "url"
 	TypeWhatsAppCloud = "whatsapp_cloud"
+	TypeTwilio        = "twilio"
+	TypeDialog360     = "dialog360"
 )
 
 // DefaultGraphBaseURL is used when a tenant configures no Graph base URL.
 const DefaultGraphBaseURL = "https://graph.facebook.com/v23.0"
+
+// DefaultTwilioAPIHost is used when a tenant configures no Twilio API host.
+const DefaultTwilioAPIHost = "api.twilio.com"
+
+// DefaultDialog360BaseURL is used when a tenant configures no 360dialog base
+// URL.
+const DefaultDialog360BaseURL = "https://waba-v2.360dialog.io"
 
 // DefaultUserAgent is sent on every upstream request. Meta's media CDN
 // answers requests without a User-Agent with an HTML page instead of media.
@@ -28,9 +39,9 @@ const DefaultUserAgent = "chatvault-media-archiver/1.0"
 
 // Request names the media to open, as the client gave it.
 type Request struct {
-	Type    string // TypeURL or TypeWhatsAppCloud
-	MediaID string // whatsapp_cloud
-	URL     string // url
+	Type    string // TypeURL, TypeWhatsAppCloud, TypeTwilio or TypeDialog360
+	MediaID string // whatsapp_cloud, dialog360
+	URL     string // url; twilio (the message's MediaUrl)
 }
 
 // Result is an open upstream body and what the provider declared about it.
@@ -41,7 +52,7 @@ type Result struct {
 	Size     int64         // -1 if undeclared
 	SHA256   string        // lower-case hex; "" if undeclared
 	Filename string        // "" if none
-	Identity string        // "whatsapp_cloud:<media_id>" or "url:<normalised url>"
+	Identity string        // see Identity
 }
 
 // HeaderRule sends Header: Value on URL fetches whose host is exactly Host
@@ -58,9 +69,33 @@ type Settings struct {
 	GraphBaseURL string       // "" for DefaultGraphBaseURL
 	GraphToken   string       // WhatsApp Cloud API bearer token
 	URLAuth      []HeaderRule // credentials for URL sources, bound to one host each
+	Twilio       TwilioSettings
+	Dialog360    Dialog360Settings
 	// Allowlist lets the tenant reach destinations the SSRF guard refuses:
 	// a host name (any port), "host:port", an IP address or a CIDR prefix.
 	Allowlist []string
+}
+
+// TwilioSettings are a tenant's Twilio credentials. Requests are signed with
+// HTTP Basic auth: APIKeySID/APIKeySecret when set (Twilio's advice for
+// production), else AccountSID/AuthToken. Media URLs must name AccountSID.
+type TwilioSettings struct {
+	AccountSID   string // AC + 32 hex digits
+	AuthToken    string
+	APIKeySID    string // SK + 32 hex digits
+	APIKeySecret string
+	// APIHost is where media URLs may point: "" for DefaultTwilioAPIHost,
+	// "host" or "host:port" (https), or "http://host:port" to opt into
+	// plain HTTP (a stand-in or an internal proxy). It is trusted
+	// configuration, exempt from the SSRF guard; the CDN Twilio redirects
+	// to is not.
+	APIHost string
+}
+
+// Dialog360Settings are a tenant's 360dialog credentials.
+type Dialog360Settings struct {
+	BaseURL string // "" for DefaultDialog360BaseURL; trusted, exempt from the SSRF guard
+	APIKey  string // sent as D360-API-KEY, to the BaseURL host only
 }
 
 // SettingsFunc returns a tenant's settings; ok is false for a tenant with
@@ -82,12 +117,42 @@ func WithUserAgent(ua string) Option { return func(f *Fetcher) { f.userAgent = u
 // WithTLSConfig sets the TLS client configuration, e.g. private root CAs.
 func WithTLSConfig(c *tls.Config) Option { return func(f *Fetcher) { f.tlsConfig = c.Clone() } }
 
+// WithBackoff sets how provider calls (WhatsApp Cloud API, Twilio,
+// 360dialog) are retried after HTTP 429, 5xx or a transient network error:
+// at most attempts tries per call, waiting a random time up to base·2ⁿ
+// (capped at maxDelay) before try n+1, or what the provider's Retry-After asks
+// for. attempts ≤ 1 turns retries off; base or maxDelay ≤ 0 keep their
+// defaults (500ms, 8s; 4 attempts).
+// Whatever the policy, one Fetch waits at most a minute in total, and never
+// past its context's deadline.
+func WithBackoff(base, maxDelay time.Duration, attempts int) Option {
+	return func(f *Fetcher) {
+		if base > 0 {
+			f.backoffBase = base
+		}
+		if maxDelay > 0 {
+			f.backoffMax = maxDelay
+		}
+		f.attempts = max(attempts, 1)
+	}
+}
+
 // Fetcher opens media at any supported provider. It is safe for concurrent use.
 type Fetcher struct {
 	settings  SettingsFunc
 	resolve   Resolver
 	userAgent string
 	tlsConfig *tls.Config
+
+	// Retry policy; see WithBackoff. sleep, now and jitter are hooks for
+	// tests, so that no test really waits.
+	backoffBase time.Duration
+	backoffMax  time.Duration
+	attempts    int
+	maxWait     time.Duration
+	sleep       func(ctx context.Context, d time.Duration) error
+	now         func() time.Time
+	jitter      func(ceiling time.Duration) time.Duration
 
 	mu sync.Mutex
 	// transports holds one connection pool per distinct allowlist, so that a
@@ -103,6 +168,14 @@ func New(settings SettingsFunc, opts ...Option) *Fetcher {
 		resolve:    defaultResolver,
 		userAgent:  DefaultUserAgent,
 		transports: make(map[string]*http.Transport),
+
+		backoffBase: defaultBackoffBase,
+		backoffMax:  defaultBackoffMax,
+		attempts:    defaultAttempts,
+		maxWait:     maxTotalWait,
+		sleep:       sleepCtx,
+		now:         time.Now,
+		jitter:      fullJitter,
 	}
 	for _, o := range opts {
 		o(f)
@@ -119,13 +192,19 @@ func (f *Fetcher) Fetch(ctx context.Context, tenantID string, req Request) (*Res
 		return f.fetchURL(ctx, s, req.URL)
 	case TypeWhatsAppCloud:
 		return f.fetchWhatsApp(ctx, s, req.MediaID)
+	case TypeTwilio:
+		return f.fetchTwilio(ctx, s, req.URL)
+	case TypeDialog360:
+		return f.fetchDialog360(ctx, s, req.MediaID)
 	default:
 		return nil, unsupportedType(req.Type)
 	}
 }
 
 // Identity returns the natural identity of req without any network access,
-// so callers can dedupe before fetching. It is the Identity Fetch reports.
+// so callers can dedupe before fetching. It is the Identity Fetch reports:
+// "url:<normalised url>", "whatsapp_cloud:<media_id>",
+// "twilio:<media sid>" or "dialog360:<media_id>".
 func Identity(req Request) (string, error) {
 	switch req.Type {
 	case TypeURL:
@@ -139,6 +218,17 @@ func Identity(req Request) (string, error) {
 			return "", err
 		}
 		return "whatsapp_cloud:" + req.MediaID, nil
+	case TypeTwilio:
+		tu, err := parseTwilioURL(req.URL)
+		if err != nil {
+			return "", err
+		}
+		return tu.identity(), nil
+	case TypeDialog360:
+		if err := validateMediaID(req.MediaID); err != nil {
+			return "", err
+		}
+		return "dialog360:" + req.MediaID, nil
 	default:
 		return "", unsupportedType(req.Type)
 	}
@@ -165,11 +255,8 @@ func (f *Fetcher) tenantSettings(tenantID string) Settings {
 }
 
 func unsupportedType(t string) *apperr.Error {
-	detail := "unknown source type " + quote(t) + "; use url or whatsapp_cloud"
-	switch t {
-	case "twilio", "dialog360":
-		detail = "source type " + t + " is not supported yet; use url or whatsapp_cloud"
-	case "":
+	detail := "unknown source type " + quote(t) + "; use url, whatsapp_cloud, twilio or dialog360"
+	if t == "" {
 		detail = "source type is required"
 	}
 	return apperr.WithFields(detail, apperr.FieldError{Pointer: "/source/type", Detail: detail})

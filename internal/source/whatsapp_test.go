@@ -233,21 +233,22 @@ func TestWhatsAppGraphErrors(t *testing.T) {
 		body   any
 		kind   apperr.Kind
 		detail string
+		tries  int // 0: 1
 	}{
-		{"expired token", 401, graphErr(190, 463), apperr.BadGateway, "whatsapp_cloud.access_token"},
-		{"no permission", 403, graphErr(10, 0), apperr.BadGateway, "whatsapp_business_messaging"},
-		{"permission 200", 403, graphErr(200, 0), apperr.BadGateway, "whatsapp_cloud.access_token"},
-		{"unknown object", 400, graphErr(100, 33), apperr.Gone, "unknown or has expired"},
-		{"rate limited", 400, graphErr(80007, 0), apperr.Unavailable, "rate limit"},
-		{"throttled", 429, "", apperr.Unavailable, "rate limit"},
-		{"server error", 500, graphErr(2, 0), apperr.BadGateway, "HTTP 500"},
-		{"html error page", 502, "<html>bad gateway</html>", apperr.BadGateway, "HTTP 502"},
-		{"other error", 400, graphErr(131000, 0), apperr.BadGateway, "131000"},
-		{"garbage", 200, "{not json", apperr.BadGateway, "unreadable"},
-		{"no url", 200, map[string]any{"id": "123", "mime_type": "image/jpeg"}, apperr.BadGateway, "no download URL"},
-		{"private download url", 200, map[string]any{"id": "123", "url": "http://169.254.169.254/latest/meta-data/"}, apperr.BadGateway, "metadata"},
-		{"file download url", 200, map[string]any{"id": "123", "url": "file:///etc/passwd"}, apperr.BadGateway, "not allowed"},
-		{"relative download url", 200, map[string]any{"id": "123", "url": "/x"}, apperr.BadGateway, "invalid download URL"},
+		{"expired token", 401, graphErr(190, 463), apperr.BadGateway, "whatsapp_cloud.access_token", 0},
+		{"no permission", 403, graphErr(10, 0), apperr.BadGateway, "whatsapp_business_messaging", 0},
+		{"permission 200", 403, graphErr(200, 0), apperr.BadGateway, "whatsapp_cloud.access_token", 0},
+		{"unknown object", 400, graphErr(100, 33), apperr.Gone, "unknown or has expired", 0},
+		{"rate limited", 400, graphErr(80007, 0), apperr.Unavailable, "rate limit", 0},
+		{"throttled", 429, "", apperr.Unavailable, "rate limit", 4},
+		{"server error", 500, graphErr(2, 0), apperr.BadGateway, "HTTP 500", 4},
+		{"html error page", 502, "<html>bad gateway</html>", apperr.BadGateway, "HTTP 502", 4},
+		{"other error", 400, graphErr(131000, 0), apperr.BadGateway, "131000", 0},
+		{"garbage", 200, "{not json", apperr.BadGateway, "unreadable", 0},
+		{"no url", 200, map[string]any{"id": "123", "mime_type": "image/jpeg"}, apperr.BadGateway, "no download URL", 0},
+		{"private download url", 200, map[string]any{"id": "123", "url": "http://169.254.169.254/latest/meta-data/"}, apperr.BadGateway, "metadata", 0},
+		{"file download url", 200, map[string]any{"id": "123", "url": "file:///etc/passwd"}, apperr.BadGateway, "not allowed", 0},
+		{"relative download url", 200, map[string]any{"id": "123", "url": "/x"}, apperr.BadGateway, "invalid download URL", 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -260,8 +261,8 @@ func TestWhatsAppGraphErrors(t *testing.T) {
 				t.Errorf("no RetryAfter on %v", e)
 			}
 			reqs := g.Requests()
-			if len(reqs) != 1 || reqs[0].Header.Get("Authorization") != "Bearer "+testToken {
-				t.Errorf("Graph saw %+v", reqs)
+			if len(reqs) != max(c.tries, 1) || reqs[0].Header.Get("Authorization") != "Bearer "+testToken {
+				t.Errorf("Graph saw %d requests, want %d: %+v", len(reqs), max(c.tries, 1), reqs)
 			}
 		})
 	}
@@ -371,4 +372,86 @@ func BenchmarkWhatsAppFetch(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestWhatsAppMetaErrorMapping: Meta's error bodies, as the Graph fake
+// sends them, become errors whose details name the code and the fix.
+func TestWhatsAppMetaErrorMapping(t *testing.T) {
+	me := func(status, code, subcode int, details string) sourcetest.MetaError {
+		return sourcetest.MetaError{Status: status, Code: code, Subcode: subcode, Message: fmt.Sprintf("(#%d) m", code), Details: details}
+	}
+	cases := []struct {
+		name       string
+		err        sourcetest.MetaError
+		kind       apperr.Kind
+		detail     []string
+		retryAfter time.Duration // for Unavailable
+	}{
+		{"download error", me(400, 131052, 0, "Unable to download the media sent by the user."), apperr.BadGateway,
+			[]string{"131052", "media download error", "send it again"}, 0},
+		{"download error, expired", me(400, 131052, 0, "Media ID has expired"), apperr.Gone,
+			[]string{"131052", "7 days after a webhook", "30 days after an upload"}, 0},
+		{"upload error", me(400, 131053, 0, "Unsupported file type"), apperr.BadGateway,
+			[]string{"131053", "media upload error"}, 0},
+		{"unknown object", me(400, 100, 33, ""), apperr.Gone,
+			[]string{"unknown or has expired", "Graph error 100, subcode 33", "7 days after a webhook", "30 days after an upload"}, 0},
+		{"invalid parameter", me(400, 100, 0, ""), apperr.Gone, []string{"unknown or has expired", "Graph error 100"}, 0},
+		{"token invalid", me(401, 190, 0, ""), apperr.BadGateway, []string{"rejected", "access token", "whatsapp_cloud.access_token", "190"}, 0},
+		{"token expired", me(401, 190, 463, ""), apperr.BadGateway, []string{"expired", "whatsapp_cloud.access_token", "subcode 463"}, 0},
+		{"auth exception", me(401, 0, 0, ""), apperr.BadGateway, []string{"whatsapp_cloud.access_token", "HTTP 401"}, 0},
+		{"permission denied", me(403, 10, 0, ""), apperr.BadGateway, []string{"Graph error 10", "whatsapp_business_messaging"}, 0},
+		{"api permission", me(403, 230, 0, ""), apperr.BadGateway, []string{"Graph error 230", "whatsapp_cloud.access_token"}, 0},
+		{"api method", me(400, 3, 0, ""), apperr.BadGateway, []string{"Graph error 3", "whatsapp_business_messaging"}, 0},
+		{"app rate limit", me(400, 4, 0, ""), apperr.Unavailable, []string{"rate limit", "Graph error 4"}, rateLimitRetry},
+		{"waba rate limit", me(400, 80007, 0, ""), apperr.Unavailable, []string{"rate limit", "80007"}, rateLimitRetry},
+		{"throughput", me(400, 130429, 0, ""), apperr.Unavailable, []string{"rate limit", "130429"}, rateLimitRetry},
+		{"spam rate limit", me(400, 131048, 0, ""), apperr.Unavailable, []string{"rate limit", "131048"}, rateLimitRetry},
+		{"pair rate limit", me(400, 131056, 0, ""), apperr.Unavailable, []string{"rate limit", "131056"}, rateLimitRetry},
+		{"rate limit with Retry-After", sourcetest.MetaError{Status: 400, Code: 613, RetryAfter: "90"}, apperr.Unavailable,
+			[]string{"rate limit", "613"}, 90 * time.Second},
+		{"service unavailable", me(400, 131016, 0, ""), apperr.Unavailable, []string{"temporarily unavailable", "131016"}, unavailableRetry},
+		{"something went wrong", me(400, 131000, 0, ""), apperr.BadGateway, []string{"HTTP 400", "Graph error 131000"}, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			g := sourcetest.NewGraph(t, testToken)
+			g.AddMedia("555", sourcetest.Bytes([]byte("x")), "image/jpeg")
+			g.SetError("555", c.err)
+			f := newTestFetcher(t, tenants{"t": graphTenant(g)})
+			_, err := fetchMedia(f, "555")
+			e := wantKind(t, err, c.kind)
+			wantDetail(t, e, c.detail...)
+			if e.RetryAfter != c.retryAfter {
+				t.Errorf("RetryAfter %v, want %v", e.RetryAfter, c.retryAfter)
+			}
+			// Meta's own words stay in the logs.
+			if strings.Contains(e.Detail, "(#") || (c.err.Details != "" && strings.Contains(e.Detail, c.err.Details)) {
+				t.Errorf("detail repeats Meta's message: %q", e.Detail)
+			}
+			if e.Err == nil || !strings.Contains(e.Err.Error(), fmt.Sprint(c.err.Code)) {
+				t.Errorf("cause %v does not keep the code", e.Err)
+			}
+			if g.Resolves() != 1 || g.Downloads() != 0 {
+				t.Errorf("resolves %d downloads %d: a %d is not retried", g.Resolves(), g.Downloads(), c.err.Status)
+			}
+		})
+	}
+}
+
+// TestWhatsAppExpiredMediaID: an ID past Meta's retention is unknown to
+// Graph; the client learns why and what to do about it.
+func TestWhatsAppExpiredMediaID(t *testing.T) {
+	g := sourcetest.NewGraph(t, testToken)
+	f := newTestFetcher(t, tenants{"t": graphTenant(g)})
+	_, err := fetchMedia(f, "1037543291543636")
+	e := wantKind(t, err, apperr.Gone)
+	wantDetail(t, e, "WhatsApp media ID 1037543291543636 is unknown or has expired",
+		"WhatsApp keeps media IDs 7 days after a webhook delivers them (30 days after an upload)")
+
+	// A Graph proxy answering a bare 404 means the same.
+	o := fakeGraph(t, 404, "")
+	f = newTestFetcher(t, tenants{"t": {GraphBaseURL: o.URL + "/v23.0", GraphToken: testToken}})
+	_, err = fetchMedia(f, "123")
+	e = wantKind(t, err, apperr.Gone)
+	wantDetail(t, e, "HTTP 404", "7 days after a webhook")
 }

@@ -1,6 +1,6 @@
 // Package sourcetest provides loopback stand-ins for the upstreams package
-// source fetches from: Meta's WhatsApp Cloud API media endpoints and plain
-// HTTP origins.
+// source fetches from: Meta's WhatsApp Cloud API media endpoints, Twilio's
+// media API and CDN, 360dialog's media proxy and plain HTTP origins.
 package sourcetest
 
 import (

@@ -31,6 +31,9 @@ import (
 //     clock). Downloading it needs the same bearer token.
 //   - DELETE /{version}/{media-id} deletes the media.
 //
+// Failures can be scripted: FailNext answers the next calls with 429 (and
+// Retry-After) or 5xx, SetError answers one media ID with a given Meta error.
+//
 // Download URLs point at the fake's own host, so a Fetcher under test must
 // allowlist HostPort().
 type Graph struct {
@@ -40,11 +43,24 @@ type Graph struct {
 	// Token is the bearer token every call must carry.
 	Token string
 
+	*MediaAPI
+}
+
+// MediaAPI is the media API Graph and Dialog360 share: Meta's media
+// objects, signed expiring download URLs, counters and scripted failures.
+// Its methods are used through a Graph or a Dialog360.
+type MediaAPI struct {
 	srv           *httptest.Server
 	version       string
+	prefix        string // path before /{media-id}: "/v23.0" for Graph, "" for 360dialog
 	key           []byte
 	ttl           time.Duration
 	expiredStatus int
+	// authorized checks a request's credential and answers it if wrong.
+	authorized func(w http.ResponseWriter, r *http.Request) bool
+	// downloadBase is where download URLs point: the fake itself for
+	// Graph, Meta's lookaside host for 360dialog.
+	downloadBase func() string
 
 	mu        sync.Mutex
 	clock     func() time.Time
@@ -55,6 +71,34 @@ type Graph struct {
 	downloads map[string]int
 	nResolve  int
 	nDownload int
+	failures  map[Endpoint][]Failure
+	errors    map[string]MetaError
+}
+
+// Endpoint names one of the fake's endpoints, for FailNext.
+type Endpoint int
+
+const (
+	Resolve  Endpoint = iota // GET /{media-id}
+	Download                 // GET /whatsapp_business/attachments/
+)
+
+// Failure is a scripted answer to one call.
+type Failure struct {
+	Status     int    // e.g. 429, 500, 503
+	RetryAfter string // Retry-After header: seconds or an HTTP date; "" for none
+}
+
+// MetaError is an error as Graph returns it, for SetError.
+type MetaError struct {
+	Status  int    // HTTP status; 400 if zero
+	Code    int    // error.code
+	Subcode int    // error.error_subcode; omitted if zero
+	Type    string // error.type; "OAuthException" if empty
+	Message string // error.message
+	Details string // error.error_data.details; omitted if empty
+	// RetryAfter is sent as a Retry-After header if set.
+	RetryAfter string
 }
 
 type fakeMedia struct {
@@ -77,27 +121,43 @@ type MediaInfo struct {
 	DeclaredSHA256 string
 }
 
-// GraphOption configures a Graph.
-type GraphOption func(*Graph)
+// GraphOption configures a Graph or a Dialog360.
+type GraphOption func(*MediaAPI)
 
 // WithClock drives URL expiry from now instead of the wall clock.
-func WithClock(now func() time.Time) GraphOption { return func(g *Graph) { g.clock = now } }
+func WithClock(now func() time.Time) GraphOption { return func(g *MediaAPI) { g.clock = now } }
 
 // WithURLTTL sets how long download URLs live (Meta: five minutes).
-func WithURLTTL(d time.Duration) GraphOption { return func(g *Graph) { g.ttl = d } }
+func WithURLTTL(d time.Duration) GraphOption { return func(g *MediaAPI) { g.ttl = d } }
 
 // WithExpiredStatus sets the HTTP status of a download of an expired URL
 // (404 by default).
-func WithExpiredStatus(code int) GraphOption { return func(g *Graph) { g.expiredStatus = code } }
+func WithExpiredStatus(code int) GraphOption { return func(g *MediaAPI) { g.expiredStatus = code } }
 
-// WithVersion sets the Graph API version in BaseURL (default v23.0).
-func WithVersion(v string) GraphOption { return func(g *Graph) { g.version = v } }
+// WithVersion sets the Graph API version in BaseURL (default v23.0). A
+// Dialog360 has no version and ignores it.
+func WithVersion(v string) GraphOption { return func(g *MediaAPI) { g.version = v } }
 
-// NewGraph starts a fake Graph API requiring token; it stops when t ends.
-func NewGraph(t testing.TB, token string, opts ...GraphOption) *Graph {
-	t.Helper()
-	g := &Graph{
-		Token:         token,
+// WithThrottled answers the first n media lookups with HTTP 429 and
+// Retry-After: retryAfter ("" for none), as Graph's edge does under load.
+func WithThrottled(n int, retryAfter string) GraphOption {
+	return func(g *MediaAPI) {
+		g.FailNext(Resolve, n, Failure{Status: http.StatusTooManyRequests, RetryAfter: retryAfter})
+	}
+}
+
+// WithUnavailable answers the first n media lookups with HTTP 503.
+func WithUnavailable(n int) GraphOption {
+	return func(g *MediaAPI) { g.FailNext(Resolve, n, Failure{Status: http.StatusServiceUnavailable}) }
+}
+
+// WithMediaError answers lookups of id with e; see SetError.
+func WithMediaError(id string, e MetaError) GraphOption {
+	return func(g *MediaAPI) { g.SetError(id, e) }
+}
+
+func newMediaAPI() *MediaAPI {
+	g := &MediaAPI{
 		version:       "v23.0",
 		key:           make([]byte, 32),
 		ttl:           5 * time.Minute,
@@ -106,22 +166,78 @@ func NewGraph(t testing.TB, token string, opts ...GraphOption) *Graph {
 		media:         map[string]*fakeMedia{},
 		resolves:      map[string]int{},
 		downloads:     map[string]int{},
+		failures:      map[Endpoint][]Failure{},
+		errors:        map[string]MetaError{},
 	}
 	_, _ = rand.Read(g.key)
+	return g
+}
+
+// NewGraph starts a fake Graph API requiring token; it stops when t ends.
+func NewGraph(t testing.TB, token string, opts ...GraphOption) *Graph {
+	t.Helper()
+	m := newMediaAPI()
+	g := &Graph{Token: token, MediaAPI: m}
 	for _, o := range opts {
-		o(g)
+		o(m)
 	}
-	g.srv = httptest.NewServer(http.HandlerFunc(g.serve))
-	t.Cleanup(g.srv.Close)
-	g.BaseURL = g.srv.URL + "/" + g.version
+	m.prefix = "/" + m.version
+	m.authorized = func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Header.Get("Authorization") == "Bearer "+token {
+			return true
+		}
+		graphError(w, http.StatusUnauthorized, "OAuthException", 190, 0, "Invalid OAuth access token - Cannot parse access token")
+		return false
+	}
+	m.downloadBase = func() string { return m.srv.URL }
+	m.srv = httptest.NewServer(http.HandlerFunc(m.serve))
+	t.Cleanup(m.srv.Close)
+	g.BaseURL = m.srv.URL + m.prefix
 	return g
 }
 
 // HostPort is the fake's address ("127.0.0.1:port"), for allowlists.
-func (g *Graph) HostPort() string { return g.srv.Listener.Addr().String() }
+func (g *MediaAPI) HostPort() string { return g.srv.Listener.Addr().String() }
+
+// FailNext answers the next n calls to e with f, before behaving normally
+// again. Calls queue: FailNext(Resolve, 2, a) then FailNext(Resolve, 1, b)
+// answers a, a, b.
+func (g *MediaAPI) FailNext(e Endpoint, n int, f Failure) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for range n {
+		g.failures[e] = append(g.failures[e], f)
+	}
+}
+
+// SetError answers every lookup of id with e, whether or not id was
+// added, until ClearError.
+func (g *MediaAPI) SetError(id string, e MetaError) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.errors[id] = e
+}
+
+// ClearError undoes SetError.
+func (g *MediaAPI) ClearError(id string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.errors, id)
+}
+
+func (g *MediaAPI) nextFailure(e Endpoint) (Failure, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	q := g.failures[e]
+	if len(q) == 0 {
+		return Failure{}, false
+	}
+	g.failures[e] = q[1:]
+	return q[0], true
+}
 
 // Advance moves the fake's clock forward, e.g. past a URL's expiry.
-func (g *Graph) Advance(d time.Duration) {
+func (g *MediaAPI) Advance(d time.Duration) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.offset += d
@@ -129,7 +245,7 @@ func (g *Graph) Advance(d time.Duration) {
 
 // OnResolve calls fn after each media lookup is answered and before the
 // answer is sent, so a test can act "between resolve and download".
-func (g *Graph) OnResolve(fn func(id string)) {
+func (g *MediaAPI) OnResolve(fn func(id string)) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.onResolve = fn
@@ -180,7 +296,7 @@ func WithFilename(name string) MediaOption { return func(o *mediaOptions) { o.fi
 
 // AddMedia makes id resolvable to content of type mimeType. Generated
 // content is read once here, to compute its digest.
-func (g *Graph) AddMedia(id string, content Content, mimeType string, opts ...MediaOption) MediaInfo {
+func (g *MediaAPI) AddMedia(id string, content Content, mimeType string, opts ...MediaOption) MediaInfo {
 	var o mediaOptions
 	for _, opt := range opts {
 		opt(&o)
@@ -218,35 +334,35 @@ func (g *Graph) AddMedia(id string, content Content, mimeType string, opts ...Me
 }
 
 // RemoveMedia forgets id, as Meta does when media expires or is deleted.
-func (g *Graph) RemoveMedia(id string) {
+func (g *MediaAPI) RemoveMedia(id string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	delete(g.media, id)
 }
 
 // Resolves counts media lookups (GET /{media-id}), answered or not.
-func (g *Graph) Resolves() int {
+func (g *MediaAPI) Resolves() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.nResolve
 }
 
 // Downloads counts download requests, answered or not.
-func (g *Graph) Downloads() int {
+func (g *MediaAPI) Downloads() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.nDownload
 }
 
 // ResolvesOf counts lookups of one media ID.
-func (g *Graph) ResolvesOf(id string) int {
+func (g *MediaAPI) ResolvesOf(id string) int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.resolves[id]
 }
 
 // DownloadsOf counts download requests naming one media ID.
-func (g *Graph) DownloadsOf(id string) int {
+func (g *MediaAPI) DownloadsOf(id string) int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.downloads[id]
@@ -254,18 +370,18 @@ func (g *Graph) DownloadsOf(id string) int {
 
 const downloadPath = "/whatsapp_business/attachments/"
 
-func (g *Graph) now() time.Time {
+func (g *MediaAPI) now() time.Time {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.clock().Add(g.offset)
 }
 
-func (g *Graph) serve(w http.ResponseWriter, r *http.Request) {
+func (g *MediaAPI) serve(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == downloadPath {
 		g.serveDownload(w, r)
 		return
 	}
-	rest, ok := strings.CutPrefix(r.URL.Path, "/"+g.version+"/")
+	rest, ok := strings.CutPrefix(r.URL.Path, g.prefix+"/")
 	if !ok || rest == "" || strings.Contains(rest, "/") {
 		graphError(w, http.StatusBadRequest, "GraphMethodException", 100, 0, "Unknown path components: "+r.URL.Path)
 		return
@@ -291,23 +407,24 @@ func (g *Graph) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (g *Graph) authorized(w http.ResponseWriter, r *http.Request) bool {
-	if r.Header.Get("Authorization") == "Bearer "+g.Token {
-		return true
-	}
-	graphError(w, http.StatusUnauthorized, "OAuthException", 190, 0, "Invalid OAuth access token - Cannot parse access token")
-	return false
-}
-
-func (g *Graph) serveResolve(w http.ResponseWriter, r *http.Request, id string) {
+func (g *MediaAPI) serveResolve(w http.ResponseWriter, r *http.Request, id string) {
 	g.mu.Lock()
 	g.nResolve++
 	g.resolves[id]++
 	m := g.media[id]
 	hook := g.onResolve
+	scripted, hasErr := g.errors[id]
 	g.mu.Unlock()
 
+	if f, ok := g.nextFailure(Resolve); ok {
+		resolveFailure(w, f)
+		return
+	}
 	if !g.authorized(w, r) {
+		return
+	}
+	if hasErr {
+		metaError(w, scripted)
 		return
 	}
 	if m == nil {
@@ -338,19 +455,19 @@ func (g *Graph) serveResolve(w http.ResponseWriter, r *http.Request, id string) 
 
 // signedURL mimics Meta's lookaside URLs: the media ID, an expiry and a MAC
 // over both, so a test cannot stretch or forge one.
-func (g *Graph) signedURL(id string, exp time.Time) string {
+func (g *MediaAPI) signedURL(id string, exp time.Time) string {
 	ext := strconv.FormatInt(exp.Unix(), 10)
 	q := url.Values{"mid": {id}, "ext": {ext}, "hash": {g.sign(id, ext)}}
-	return g.srv.URL + downloadPath + "?" + q.Encode()
+	return g.downloadBase() + downloadPath + "?" + q.Encode()
 }
 
-func (g *Graph) sign(id, ext string) string {
+func (g *MediaAPI) sign(id, ext string) string {
 	mac := hmac.New(sha256.New, g.key)
 	fmt.Fprintf(mac, "%s\x00%s", id, ext)
 	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 
-func (g *Graph) serveDownload(w http.ResponseWriter, r *http.Request) {
+func (g *MediaAPI) serveDownload(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	id, ext, hash := q.Get("mid"), q.Get("ext"), q.Get("hash")
 	g.mu.Lock()
@@ -361,6 +478,13 @@ func (g *Graph) serveDownload(w http.ResponseWriter, r *http.Request) {
 
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if f, ok := g.nextFailure(Download); ok {
+		if f.RetryAfter != "" {
+			w.Header().Set("Retry-After", f.RetryAfter)
+		}
+		http.Error(w, http.StatusText(f.Status), f.Status)
 		return
 	}
 	if !g.authorized(w, r) {
@@ -392,6 +516,47 @@ func (g *Graph) serveDownload(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet {
 		_, _ = io.Copy(w, m.content.Open())
 	}
+}
+
+// resolveFailure answers a scripted lookup failure the way Graph does:
+// throttling as code 4 ("Application request limit reached"), a 503 as the
+// transient code 2, anything else as code 1.
+func resolveFailure(w http.ResponseWriter, f Failure) {
+	if f.RetryAfter != "" {
+		w.Header().Set("Retry-After", f.RetryAfter)
+	}
+	switch {
+	case f.Status == http.StatusTooManyRequests:
+		graphError(w, f.Status, "OAuthException", 4, 0, "(#4) Application request limit reached")
+	case f.Status == http.StatusServiceUnavailable:
+		writeJSON(w, f.Status, map[string]any{"error": map[string]any{
+			"message": "Service temporarily unavailable", "type": "OAuthException", "code": 2,
+			"is_transient": true, "fbtrace_id": fbtraceID(),
+		}})
+	default:
+		graphError(w, f.Status, "OAuthException", 1, 0, "An unknown error occurred")
+	}
+}
+
+func metaError(w http.ResponseWriter, e MetaError) {
+	status, typ := e.Status, e.Type
+	if status == 0 {
+		status = http.StatusBadRequest
+	}
+	if typ == "" {
+		typ = "OAuthException"
+	}
+	if e.RetryAfter != "" {
+		w.Header().Set("Retry-After", e.RetryAfter)
+	}
+	body := map[string]any{"message": e.Message, "type": typ, "code": e.Code, "fbtrace_id": fbtraceID()}
+	if e.Subcode != 0 {
+		body["error_subcode"] = e.Subcode
+	}
+	if e.Details != "" {
+		body["error_data"] = map[string]any{"messaging_product": "whatsapp", "details": e.Details}
+	}
+	writeJSON(w, status, map[string]any{"error": body})
 }
 
 func unknownObject(w http.ResponseWriter, id string) {
