@@ -30,9 +30,9 @@ type archiveRequest struct {
 }
 
 type sourceDTO struct {
-	Type     string `json:"type" validate:"required,oneof=url whatsapp_cloud"`
-	MediaID  string `json:"media_id" validate:"required_if=Type whatsapp_cloud,omitempty,provider_media_id"`
-	URL      string `json:"url" validate:"required_if=Type url,omitempty,max=2048,url"`
+	Type     string `json:"type" validate:"required,oneof=url whatsapp_cloud twilio dialog360"`
+	MediaID  string `json:"media_id" validate:"required_if=Type whatsapp_cloud,required_if=Type dialog360,omitempty,provider_media_id"`
+	URL      string `json:"url" validate:"required_if=Type url,required_if=Type twilio,omitempty,max=2048,url"`
 	MimeType string `json:"mime_type" validate:"omitempty,max=255"`
 	SHA256   string `json:"sha256" validate:"omitempty,max=128"`
 	FileSize *int64 `json:"file_size" validate:"omitempty,min=0"`

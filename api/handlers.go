@@ -1,14 +1,18 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/chatvault/chatvault/internal/apperr"
 	"github.com/chatvault/chatvault/internal/media"
+	"github.com/chatvault/chatvault/internal/queue"
+	"github.com/chatvault/chatvault/internal/worker"
 )
 
 func (s *server) archive(c *gin.Context) {
@@ -18,7 +22,12 @@ func (s *server) archive(c *gin.Context) {
 		return
 	}
 	p := principal(c)
-	m, created, err := s.Media.Archive(c.Request.Context(), p.TenantID, req.toArchiveInput())
+	in := req.toArchiveInput()
+	if preferAsync(c.GetHeader("Prefer")) {
+		s.archiveAsync(c, p.TenantID, in)
+		return
+	}
+	m, created, err := s.Media.Archive(c.Request.Context(), p.TenantID, in)
 	if err != nil {
 		s.Metrics.Archives.WithLabelValues(string(apperr.KindOf(err))).Inc()
 		c.Error(err)
@@ -34,6 +43,45 @@ func (s *server) archive(c *gin.Context) {
 		s.Metrics.Archives.WithLabelValues("deduplicated").Inc()
 	}
 	s.writeJSON(c, status, s.viewOf(c, m))
+}
+
+// archiveAsync queues the archive and answers 202 with the job, for
+// callers that cannot wait (Zapier ends a step after 30 seconds).
+func (s *server) archiveAsync(c *gin.Context, tenantID string, in media.ArchiveInput) {
+	if err := s.Media.Check(tenantID, in); err != nil {
+		c.Error(err)
+		return
+	}
+	payload, err := json.Marshal(in)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	job, err := s.Queue.Enqueue(c.Request.Context(), queue.Job{Type: worker.TypeArchive, TenantID: tenantID, Payload: payload})
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	st, err := s.Queue.Status(c.Request.Context(), tenantID, job.ID)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	c.Header("Location", "/v1/jobs/"+job.ID)
+	c.Header("Preference-Applied", "respond-async")
+	s.writeJSON(c, http.StatusAccepted, s.jobViewOf(c, st))
+}
+
+// preferAsync reports whether a Prefer header (RFC 7240) asks for
+// respond-async.
+func preferAsync(h string) bool {
+	for _, p := range strings.Split(h, ",") {
+		name, _, _ := strings.Cut(strings.TrimSpace(p), ";")
+		if strings.EqualFold(strings.TrimSpace(name), "respond-async") {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *server) getMedia(c *gin.Context) {

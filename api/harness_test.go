@@ -69,6 +69,14 @@ const (
 	keyAcmeRead  = "cvk_test_acme_read"
 	keyGlobex    = "cvk_test_globex_full"
 	keyRateLimit = "cvk_test_tiny_rate"
+	keyAcmeAdmin = "cvk_test_acme_admin"
+
+	metaAppSecret    = "meta-app-secret"
+	metaVerifyToken  = "meta-verify-token"
+	twilioAccount    = "AC0123456789abcdef0123456789abcdef"
+	twilioAuthToken  = "twilio-auth-token"
+	dialog360Key     = "d360-api-key"
+	dialog360Webhook = "d360-webhook-token"
 )
 
 // env is one running chatvault with its stand-ins.
@@ -78,6 +86,8 @@ type env struct {
 	app    *app.App
 	origin *sourcetest.Origin
 	graph  *sourcetest.Graph
+	twilio *sourcetest.Twilio
+	d360   *sourcetest.Dialog360
 	store  string // storage URL
 	prefix string
 }
@@ -94,6 +104,8 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	e := &env{t: t, prefix: prefix}
 	e.origin = sourcetest.NewOrigin(t)
 	e.graph = sourcetest.NewGraph(t, "meta-test-token")
+	e.twilio = sourcetest.NewTwilio(t, twilioAccount, twilioAuthToken)
+	e.d360 = sourcetest.NewDialog360(t, dialog360Key)
 	e.store = opts.storage
 	if e.store == "" {
 		e.store = testenv.FileStore(t)
@@ -107,10 +119,18 @@ func newEnv(t *testing.T, opts envOptions) *env {
     api_keys:
       - {id: full, hash: %q, scopes: [media:write, media:read, media:tag, media:delete]}
       - {id: read, hash: %q, scopes: [media:read]}
+      - {id: admin, hash: %q, scopes: [admin]}
     whatsapp_cloud:
       graph_base_url: %s
       access_token: ${ACME_TOKEN}
-    url_allowlist: [%q, %q]
+      app_secret: %s
+      verify_token: %s
+    twilio: {account_sid: %s, auth_token: %s, api_host: %q}
+    dialog360: {base_url: %q, api_key: %s, webhook_token: %s}
+    auto_tags:
+      - {tag: invoice, caption_contains: [invoice, rechnung]}
+      - {tag: visual, kinds: [image, video]}
+    url_allowlist: [%q, %q, %q, %q, %q]
     limits: %s
   - id: globex
     api_keys:
@@ -120,7 +140,9 @@ func newEnv(t *testing.T, opts envOptions) *env {
     api_keys:
       - {id: k, hash: %q, scopes: [admin]}
     rate_limit: {key: "2/1h", key_burst: 2, tenant: "100/1m", tenant_burst: 100}
-`, auth.HashKey(keyAcme), auth.HashKey(keyAcmeRead), e.graph.BaseURL, e.origin.HostPort(), e.graph.HostPort(), limits,
+`, auth.HashKey(keyAcme), auth.HashKey(keyAcmeRead), auth.HashKey(keyAcmeAdmin), e.graph.BaseURL, metaAppSecret, metaVerifyToken,
+		twilioAccount, twilioAuthToken, e.twilio.APIHost, e.d360.BaseURL, dialog360Key, dialog360Webhook,
+		e.origin.HostPort(), e.graph.HostPort(), e.twilio.HostPort(), e.twilio.CDNHostPort(), e.d360.HostPort(), limits,
 		auth.HashKey(keyGlobex), e.origin.HostPort(), auth.HashKey(keyRateLimit))
 	cfgPath := filepath.Join(t.TempDir(), "chatvault.yaml")
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
@@ -152,8 +174,15 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	}
 	e.app = a
 	e.srv = httptest.NewServer(a.Handler)
+	wctx, stopWorkers := context.WithCancel(context.Background())
+	workersDone := make(chan error, 1)
+	go func() { workersDone <- a.RunWorkers(wctx, 4, log) }()
 	t.Cleanup(func() {
 		e.srv.Close()
+		stopWorkers()
+		if err := <-workersDone; err != nil {
+			t.Errorf("workers: %v", err)
+		}
 		a.Close()
 	})
 	return e

@@ -19,6 +19,9 @@ type Metrics struct {
 	ArchivedBytes prometheus.Counter
 	Archives      *prometheus.CounterVec
 	RateLimited   *prometheus.CounterVec
+	WebhookMedia  *prometheus.CounterVec
+	Jobs          *prometheus.CounterVec
+	JobDuration   *prometheus.HistogramVec
 }
 
 // NewMetrics registers every series, plus Go and process collectors.
@@ -41,10 +44,26 @@ func NewMetrics() *Metrics {
 		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chatvault_ratelimit_rejections_total", Help: "Requests refused with 429, by policy.",
 		}, []string{"policy"}),
+		WebhookMedia: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatvault_webhook_media_queued_total", Help: "Media queued from provider webhooks, by provider.",
+		}, []string{"provider"}),
+		Jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatvault_jobs_total", Help: "Queue deliveries by job type and outcome.",
+		}, []string{"type", "outcome"}),
+		JobDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "chatvault_job_duration_seconds", Help: "Time a job's handler ran, by type.",
+			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+		}, []string{"type"}),
 	}
-	m.registry.MustRegister(m.Requests, m.Latency, m.ArchivedBytes, m.Archives, m.RateLimited,
+	m.registry.MustRegister(m.Requests, m.Latency, m.ArchivedBytes, m.Archives, m.RateLimited, m.WebhookMedia, m.Jobs, m.JobDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// ObserveJob feeds the queue's results hook.
+func (m *Metrics) ObserveJob(jobType, outcome string, d time.Duration) {
+	m.Jobs.WithLabelValues(jobType, outcome).Inc()
+	m.JobDuration.WithLabelValues(jobType).Observe(d.Seconds())
 }
 
 // Handler serves the registry.

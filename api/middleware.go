@@ -132,12 +132,22 @@ var anonymousRate = ratelimit.Limit{Rate: 60, Period: time.Minute, Burst: 20}
 // limitAnonymous applies the per-address bucket; false means it already
 // reported a 429.
 func (s *server) limitAnonymous(c *gin.Context) bool {
+	c.Header("RateLimit-Policy", ratelimitPolicy("ip", anonymousRate))
 	d, err := s.Limiter.Allow(c.Request.Context(), "_ip", ratelimit.Bucket{Name: "ip:" + c.ClientIP(), Limit: anonymousRate})
 	if err != nil {
-		return true // authentication fails anyway; do not hide that behind a 503
+		// Authentication fails anyway; do not hide that behind a 503.
+		c.Header("RateLimit", ratelimit.Header(ratelimit.Decision{Policy: "ip", RetryAfter: 5 * time.Second, Reset: 5 * time.Second}))
+		return true
 	}
-	c.Header("RateLimit-Policy", ratelimit.PolicyHeader("ip", anonymousRate))
 	return s.applyDecision(c, d, "ip")
+}
+
+func ratelimitPolicy(name string, l ratelimit.Limit) string { return ratelimit.PolicyHeader(name, l) }
+
+// webhookBucket is a tenant's budget for provider webhooks: generous, as a
+// refused delivery only comes back later, but bounded.
+func webhookBucket(l ratelimit.Limit) ratelimit.Bucket {
+	return ratelimit.Bucket{Name: "webhook", Limit: l}
 }
 
 func principalOf(c *gin.Context) (auth.Principal, bool) {
@@ -158,15 +168,14 @@ func principal(c *gin.Context) auth.Principal {
 func (s *server) rateLimit(c *gin.Context) {
 	p := principal(c)
 	keyLimit, tenantLimit := s.Rates(p.TenantID)
+	c.Header("RateLimit-Policy", ratelimitPolicy("key", keyLimit)+", "+ratelimitPolicy("tenant", tenantLimit))
 	d, err := s.Limiter.Allow(c.Request.Context(), p.TenantID,
 		ratelimit.Bucket{Name: "key:" + p.KeyID, Limit: keyLimit},
 		ratelimit.Bucket{Name: "tenant", Limit: tenantLimit})
 	if err != nil {
-		c.Error(apperr.Wrap(apperr.Unavailable, err, "rate limiting is unavailable"))
-		c.Abort()
+		limiterDown(c, "tenant", err)
 		return
 	}
-	c.Header("RateLimit-Policy", ratelimit.PolicyHeader("key", keyLimit)+", "+ratelimit.PolicyHeader("tenant", tenantLimit))
 	policy := "tenant"
 	if strings.HasPrefix(d.Policy, "key:") {
 		policy = "key"
@@ -176,6 +185,14 @@ func (s *server) rateLimit(c *gin.Context) {
 		return
 	}
 	c.Next()
+}
+
+// limiterDown answers 503 when the rate limiter cannot be asked, still with
+// the RateLimit header the contract promises: no quota known, retry soon.
+func limiterDown(c *gin.Context, policy string, err error) {
+	c.Header("RateLimit", ratelimit.Header(ratelimit.Decision{Policy: policy, RetryAfter: 5 * time.Second, Reset: 5 * time.Second}))
+	c.Error(&apperr.Error{Kind: apperr.Unavailable, Detail: "rate limiting is unavailable", RetryAfter: 5 * time.Second, Err: err})
+	c.Abort()
 }
 
 func (s *server) applyDecision(c *gin.Context, d ratelimit.Decision, policy string) bool {
@@ -248,8 +265,10 @@ func (s *server) idempotent(c *gin.Context) {
 		return
 	}
 	h := map[string]string{"Content-Type": rec.Header().Get("Content-Type")}
-	if loc := rec.Header().Get("Location"); loc != "" {
-		h["Location"] = loc
+	for _, name := range []string{"Location", "Preference-Applied"} {
+		if v := rec.Header().Get(name); v != "" {
+			h[name] = v
+		}
 	}
 	if err := lease.Complete(ctx, idempotency.Response{Status: status, Header: h, Body: rec.buf.Bytes()}); err != nil {
 		s.log.WarnContext(ctx, "storing an idempotent answer failed", "err", err)

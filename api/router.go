@@ -16,6 +16,7 @@ import (
 	"github.com/chatvault/chatvault/internal/auth"
 	"github.com/chatvault/chatvault/internal/idempotency"
 	"github.com/chatvault/chatvault/internal/media"
+	"github.com/chatvault/chatvault/internal/queue"
 	"github.com/chatvault/chatvault/internal/ratelimit"
 	"github.com/chatvault/chatvault/internal/signedurl"
 )
@@ -25,7 +26,12 @@ type Rates func(tenantID string) (key, tenant ratelimit.Limit)
 
 // Deps is everything the HTTP layer needs; main wires it.
 type Deps struct {
-	Media       *media.Service
+	Media  *media.Service
+	Queue  *queue.Queue
+	Claims Claims
+	// Webhooks returns a tenant's inbound webhook secrets.
+	Webhooks    func(tenantID string) (WebhookAuth, bool)
+	WebhookRate ratelimit.Limit
 	Keys        *auth.Keyring
 	Idempotency *idempotency.Store
 	Limiter     *ratelimit.Limiter
@@ -84,6 +90,16 @@ func NewRouter(d Deps) http.Handler {
 	v1.DELETE("/media/:media_id", s.require(auth.ScopeMediaDelete), s.deleteMedia)
 	v1.POST("/media/:media_id/tags", s.require(auth.ScopeMediaTag), s.idempotent, s.tagMedia)
 	v1.GET("/customers/:customer_id/media", s.require(auth.ScopeMediaRead), s.listCustomerMedia)
+	v1.GET("/jobs/:job_id", s.getJob)
+	v1.GET("/admin/dead-letters", s.require(auth.ScopeAdmin), s.listDeadLetters)
+	v1.POST("/admin/dead-letters/:entry_id/retry", s.require(auth.ScopeAdmin), s.retryDeadLetter)
+
+	// Provider webhooks carry the provider's signature, not an API key.
+	hooks := r.Group("/v1/webhooks", s.webhookTenant)
+	hooks.GET("/whatsapp/:tenant", s.metaVerify)
+	hooks.POST("/whatsapp/:tenant", s.metaWebhook)
+	hooks.POST("/dialog360/:tenant", s.dialog360Webhook)
+	hooks.POST("/twilio/:tenant", s.twilioWebhook)
 
 	// Content is reachable with an API key or with a signed URL alone, so a
 	// CRM can embed it.

@@ -6,11 +6,13 @@ package app
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -23,9 +25,12 @@ import (
 	"github.com/chatvault/chatvault/internal/idempotency"
 	"github.com/chatvault/chatvault/internal/index"
 	"github.com/chatvault/chatvault/internal/media"
+	"github.com/chatvault/chatvault/internal/queue"
 	"github.com/chatvault/chatvault/internal/ratelimit"
 	"github.com/chatvault/chatvault/internal/signedurl"
 	"github.com/chatvault/chatvault/internal/source"
+	"github.com/chatvault/chatvault/internal/webhook"
+	"github.com/chatvault/chatvault/internal/worker"
 )
 
 // Contract is the published API description the service serves.
@@ -41,7 +46,11 @@ type App struct {
 	blobs   *blobstore.Store
 	index   *index.Index
 	Media   *media.Service
+	Queue   *queue.Queue
 	Handler http.Handler
+
+	processor *worker.Processor
+	metrics   *api.Metrics
 }
 
 // Build wires every concrete adapter; it is the only place that does.
@@ -81,7 +90,12 @@ func Build(ctx context.Context, cfg *config.Config, log *slog.Logger, contract C
 		if !ok {
 			return source.Settings{}, false
 		}
-		s := source.Settings{GraphBaseURL: t.WhatsAppCloud.GraphBaseURL, GraphToken: t.WhatsAppCloud.AccessToken, Allowlist: t.URLAllowlist}
+		s := source.Settings{
+			GraphBaseURL: t.WhatsAppCloud.GraphBaseURL, GraphToken: t.WhatsAppCloud.AccessToken, Allowlist: t.URLAllowlist,
+			Twilio: source.TwilioSettings{AccountSID: t.Twilio.AccountSID, AuthToken: t.Twilio.AuthToken,
+				APIKeySID: t.Twilio.APIKeySID, APIKeySecret: t.Twilio.APIKeySecret, APIHost: t.Twilio.APIHost},
+			Dialog360: source.Dialog360Settings{BaseURL: t.Dialog360.BaseURL, APIKey: t.Dialog360.APIKey},
+		}
 		for _, r := range t.URLAuth {
 			s.URLAuth = append(s.URLAuth, source.HeaderRule{Host: r.Host, Header: r.Header, Value: r.Value})
 		}
@@ -99,16 +113,49 @@ func Build(ctx context.Context, cfg *config.Config, log *slog.Logger, contract C
 		return out
 	}
 	a.Media = media.NewService(a.blobs, a.index, sourceAdapter{fetcher}, limits, media.WithLogger(log))
+	a.metrics = api.NewMetrics()
+	a.Queue = queue.New(a.rdb, cfg.RedisPrefix, "jobs",
+		queue.WithErrorStatus(api.StatusOf),
+		// Provider outages last minutes, and a webhook's media ID lives 7
+		// days: retry for about 40 minutes before giving up.
+		queue.WithMaxAttempts(10), queue.WithBackoff(5*time.Second, 30*time.Minute),
+		queue.WithHooks(queue.Hooks{
+			OnResult: a.metrics.ObserveJob,
+			OnError:  func(op string, err error) { log.Warn("queue", "op", op, "err", err) },
+		}))
+	inbound, err := inboundRules(cfg)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.processor = worker.New(a.Media, func(tenantID string) (worker.Inbound, bool) {
+		in, ok := inbound[tenantID]
+		return in, ok
+	})
 
 	rates := func(tenantID string) (ratelimit.Limit, ratelimit.Limit) {
 		kr, tr := cfg.Defaults.KeyRate, cfg.Defaults.TenantRte
 		if t, ok := cfg.Tenants[tenantID]; ok {
 			kr, tr = t.KeyRate, t.TenantRate
 		}
-		return ratelimit.Limit{Rate: kr.Count, Period: kr.Period, Burst: kr.Burst}, ratelimit.Limit{Rate: tr.Count, Period: tr.Period, Burst: tr.Burst}
+		return limitOf(kr), limitOf(tr)
 	}
 	a.Handler = api.NewRouter(api.Deps{
-		Media:       a.Media,
+		Media:  a.Media,
+		Queue:  a.Queue,
+		Claims: a.index,
+		Webhooks: func(tenantID string) (api.WebhookAuth, bool) {
+			t, ok := cfg.Tenants[tenantID]
+			if !ok {
+				return api.WebhookAuth{}, false
+			}
+			return api.WebhookAuth{
+				MetaAppSecret: t.WhatsAppCloud.AppSecret, MetaVerifyToken: t.WhatsAppCloud.VerifyToken,
+				TwilioAuthToken: t.Twilio.AuthToken, TwilioBaseURL: strings.TrimRight(t.Twilio.WebhookBaseURL, "/"),
+				Dialog360Token: t.Dialog360.WebhookToken,
+			}, true
+		},
+		WebhookRate: limitOf(cfg.Defaults.WebhookRate),
 		Keys:        keys,
 		Idempotency: idempotency.New(a.rdb, cfg.RedisPrefix),
 		Limiter:     ratelimit.New(a.rdb, cfg.RedisPrefix),
@@ -116,7 +163,7 @@ func Build(ctx context.Context, cfg *config.Config, log *slog.Logger, contract C
 		Signer:      signedurl.New(secret, cfg.ContentURLTTL),
 		CRMURLTTL:   cfg.CRMURLTTL,
 		PublicURL:   cfg.PublicURL,
-		Metrics:     api.NewMetrics(),
+		Metrics:     a.metrics,
 		Log:         log,
 		Ready: func(ctx context.Context) map[string]error {
 			return map[string]error{"redis": a.rdb.Ping(ctx).Err(), "storage": a.blobs.Ping(ctx)}
@@ -161,9 +208,19 @@ func openRedis(ctx context.Context, cfg *config.Config, log *slog.Logger) (redis
 	return rdb, mini, nil
 }
 
-// serve runs the HTTP server until ctx ends, then lets in-flight requests
-// (archives included) finish within the shutdown timeout.
+// Serve runs the HTTP server and, unless cfg.Workers is 0, the queue
+// workers, until ctx ends; then it lets in-flight requests and jobs finish
+// within the shutdown timeout.
 func (a *App) Serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	workersDone := make(chan error, 1)
+	wctx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWorkers()
+	if cfg.Workers > 0 {
+		go func() { workersDone <- a.RunWorkers(wctx, cfg.Workers, log) }()
+	} else {
+		workersDone <- nil
+	}
+
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
@@ -188,8 +245,59 @@ func (a *App) Serve(ctx context.Context, cfg *config.Config, log *slog.Logger) e
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	// Requests are done, so nothing new is queued by this process; let the
+	// workers finish the jobs they hold.
+	stopWorkers()
+	if err := <-workersDone; err != nil {
+		return fmt.Errorf("workers: %w", err)
+	}
 	log.Info("stopped")
 	return nil
+}
+
+// RunWorkers processes queued jobs with n concurrent workers until ctx
+// ends, then finishes the jobs in hand.
+func (a *App) RunWorkers(ctx context.Context, n int, log *slog.Logger) error {
+	host, _ := os.Hostname()
+	consumer := fmt.Sprintf("%s-%d-%s", host, os.Getpid(), randomHex(4))
+	log.Info("queue workers running", "consumer", consumer, "workers", n)
+	return a.Queue.Run(ctx, consumer, n, a.processor.Handle)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func limitOf(r config.Rate) ratelimit.Limit {
+	return ratelimit.Limit{Rate: r.Count, Period: r.Period, Burst: r.Burst}
+}
+
+// inboundRules compiles each tenant's customer mapping and tagging rules
+// once, so a bad template fails at start, not on the first webhook.
+func inboundRules(cfg *config.Config) (map[string]worker.Inbound, error) {
+	client := &http.Client{Timeout: webhook.LookupTimeout}
+	out := map[string]worker.Inbound{}
+	for id, t := range cfg.Tenants {
+		mapper, err := webhook.NewMapper(webhook.Mapping{
+			Template: t.Customers.Template, LookupURL: t.Customers.LookupURL,
+			LookupHeader: t.Customers.LookupHeader, LookupValue: t.Customers.LookupValue,
+		}, client)
+		if err != nil {
+			return nil, fmt.Errorf("tenant %s: customer_mapping: %w", id, err)
+		}
+		var rules []webhook.TagRule
+		for _, r := range t.AutoTags {
+			rules = append(rules, webhook.TagRule{Tag: r.Tag, Kinds: r.Kinds, Voice: r.Voice, CaptionContains: r.CaptionContains, CaptionRegex: r.CaptionRegex})
+		}
+		compiled, err := webhook.CompileRules(rules)
+		if err != nil {
+			return nil, fmt.Errorf("tenant %s: auto_tags: %w", id, err)
+		}
+		out[id] = worker.Inbound{Mapper: mapper, Rules: compiled}
+	}
+	return out, nil
 }
 
 // Close releases Redis and storage.

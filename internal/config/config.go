@@ -36,6 +36,7 @@ type Config struct {
 	CRMURLTTL       time.Duration
 	ShutdownTimeout time.Duration
 	LogLevel        string
+	Workers         int // queue workers per process; 0 runs none
 	ConfigFile      string
 	Defaults        TenantDefaults
 	Tenants         map[string]*Tenant
@@ -45,9 +46,10 @@ type Config struct {
 
 // TenantDefaults apply to every tenant unless its own config overrides them.
 type TenantDefaults struct {
-	Limits    map[string]int64 // kind → max bytes
-	KeyRate   Rate
-	TenantRte Rate
+	Limits      map[string]int64 // kind → max bytes
+	KeyRate     Rate
+	TenantRte   Rate
+	WebhookRate Rate
 }
 
 // Rate is a GCRA limit: Count requests per Period with a Burst.
@@ -63,6 +65,10 @@ type Tenant struct {
 	Name          string            `yaml:"name"`
 	APIKeys       []APIKey          `yaml:"api_keys"`
 	WhatsAppCloud WhatsAppCloud     `yaml:"whatsapp_cloud"`
+	Twilio        Twilio            `yaml:"twilio"`
+	Dialog360     Dialog360         `yaml:"dialog360"`
+	Customers     CustomerMap       `yaml:"customer_mapping"`
+	AutoTags      []TagRule         `yaml:"auto_tags"`
 	URLAuth       []HeaderRule      `yaml:"url_auth"`
 	URLAllowlist  []string          `yaml:"url_allowlist"`
 	Limits        map[string]string `yaml:"limits"`
@@ -236,6 +242,14 @@ func Load(getenv func(string) string) (*Config, error) {
 	}
 	c.Defaults.KeyRate = rate("CHATVAULT_RATE_KEY", "600/1m", "60")
 	c.Defaults.TenantRte = rate("CHATVAULT_RATE_TENANT", "1200/1m", "120")
+	c.Defaults.WebhookRate = rate("CHATVAULT_RATE_WEBHOOK", "60000/1m", "2000")
+	if v := env("CHATVAULT_WORKERS", "8"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("CHATVAULT_WORKERS: %q must be a whole number (0 runs no workers)", v))
+		}
+		c.Workers = n
+	}
 
 	if c.ConfigFile != "" {
 		if err := c.loadTenants(c.ConfigFile, getenv); err != nil {

@@ -35,19 +35,31 @@ func checker(t *testing.T) *Checker {
 
 const (
 	mediaID   = "med_01JD8X3QK2V7M9TW4R6YB5N0CE"
+	jobID     = "job_01JD8X3R7N4K2W9QF5T6YB8C1D"
+	entryID   = "1732533332000-0"
 	requestID = "01JD8X3QK2V7M9TW4R6YB5N0CE"
 	sha       = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+	twiml     = `<?xml version="1.0" encoding="UTF-8"?><Response></Response>`
 )
 
 // v1Headers are the headers every /v1 response carries.
 func v1Headers(contentType string) http.Header {
 	h := http.Header{}
 	h.Set("X-Request-ID", requestID)
-	h.Set("RateLimit-Policy", `"tenant";q=600;w=60`)
+	h.Set("RateLimit-Policy", `"key";q=120;w=60, "tenant";q=600;w=60`)
 	h.Set("RateLimit", `"tenant";r=599;t=1`)
 	if contentType != "" {
 		h.Set("Content-Type", contentType)
 	}
+	return h
+}
+
+// webhookHeaders are the headers of a webhook answer: the tenant's webhook
+// policy, or the client address's for an unknown tenant.
+func webhookHeaders(contentType, policy string) http.Header {
+	h := v1Headers(contentType)
+	h.Set("RateLimit-Policy", `"`+policy+`";q=60000;w=60`)
+	h.Set("RateLimit", `"`+policy+`";r=59999;t=1`)
 	return h
 }
 
@@ -144,6 +156,26 @@ func goodResponses(t *testing.T) []responseCase {
 	signedPath := contentPath + "?expires=1732533332&signature=" + strings.Repeat("ab", 32)
 	listPath := "/v1/customers/cust_4821/media"
 
+	async := v1Headers("application/json")
+	async.Set("Location", "/v1/jobs/"+jobID)
+	async.Set("Preference-Applied", "respond-async")
+	asyncReplayed := async.Clone()
+	asyncReplayed.Set("Idempotent-Replayed", "true")
+	retried := v1Headers("application/json")
+	retried.Set("Location", "/v1/jobs/job_01JD8X6D3N7Q0S4V8X2Z5B9C1E")
+	jobPath := "/v1/jobs/" + jobID
+	deadPath := "/v1/admin/dead-letters"
+	retryPath := deadPath + "/" + entryID + "/retry"
+	metaPath := "/v1/webhooks/whatsapp/acme"
+	handshake := metaPath + "?hub.mode=subscribe&hub.verify_token=t&hub.challenge=1158201444"
+	d360Path := "/v1/webhooks/dialog360/acme"
+	twilioPath := "/v1/webhooks/twilio/acme"
+	hookLimited := webhookHeaders("application/problem+json", "webhook")
+	hookLimited.Set("Retry-After", "3")
+	queueDown := webhookHeaders("application/problem+json", "webhook")
+	queueDown.Set("Retry-After", "5")
+	retryingJob := example(t, "job.json", 2)
+
 	return []responseCase{
 		{"archive created", "POST", "/v1/media", 201, created, mustJSON(t, media)},
 		{"archive replayed", "POST", "/v1/media", 201, replayed, mustJSON(t, media)},
@@ -167,6 +199,42 @@ func goodResponses(t *testing.T) []responseCase {
 		{"list", "GET", listPath + "?kind=document&limit=10", 200, v1Headers("application/json"), mustJSON(t, list)},
 		{"list empty", "GET", listPath, 200, v1Headers("application/json"), mustJSON(t, example(t, "media-list.json", 0))},
 		{"list unauthorized", "GET", listPath, 401, v1Headers("application/problem+json"), mustJSON(t, problem(401, "unauthorized", listPath))},
+		{"archive async", "POST", "/v1/media", 202, async, mustJSON(t, example(t, "job.json", 0))},
+		{"archive async replayed", "POST", "/v1/media", 202, asyncReplayed, mustJSON(t, example(t, "job.json", 0))},
+		{"job queued", "GET", jobPath, 200, v1Headers("application/json"), mustJSON(t, example(t, "job.json", 0))},
+		{"job succeeded", "GET", jobPath, 200, v1Headers("application/json"), mustJSON(t, example(t, "job.json", 1))},
+		{"job retrying", "GET", jobPath, 200, v1Headers("application/json"), mustJSON(t, retryingJob)},
+		{"job failed", "GET", jobPath, 200, v1Headers("application/json"), mustJSON(t, example(t, "job.json", 3))},
+		{"job running after a failed attempt", "GET", jobPath, 200, v1Headers("application/json"), func() []byte {
+			j := example(t, "job.json", 2)
+			j["state"] = "running"
+			delete(j, "next_attempt_at")
+			return mustJSON(t, j)
+		}()},
+		{"job succeeded, record deleted since", "GET", jobPath, 200, v1Headers("application/json"), func() []byte {
+			j := example(t, "job.json", 1)
+			delete(j["result"].(map[string]any), "media")
+			return mustJSON(t, j)
+		}()},
+		{"job not found", "GET", "/v1/jobs/nope", 404, v1Headers("application/problem+json"), mustJSON(t, problem(404, "not_found", "/v1/jobs/nope"))},
+		{"dead letters", "GET", deadPath + "?limit=10&cursor=" + entryID, 200, v1Headers("application/json"), mustJSON(t, example(t, "dead-letter-list.json", 1))},
+		{"dead letters empty", "GET", deadPath, 200, v1Headers("application/json"), mustJSON(t, example(t, "dead-letter-list.json", 0))},
+		{"dead letters forbidden", "GET", deadPath, 403, v1Headers("application/problem+json"), mustJSON(t, problem(403, "forbidden", deadPath))},
+		{"dead letter retried", "POST", retryPath, 202, retried, mustJSON(t, example(t, "job.json", 0))},
+		{"dead letter not found", "POST", retryPath, 404, v1Headers("application/problem+json"), mustJSON(t, problem(404, "not_found", retryPath))},
+		{"meta handshake", "GET", handshake, 200, webhookHeaders("text/plain; charset=utf-8", "webhook"), []byte("1158201444")},
+		{"meta handshake wrong token", "GET", handshake, 403, webhookHeaders("application/problem+json", "webhook"), mustJSON(t, problem(403, "forbidden", metaPath))},
+		{"meta handshake unknown tenant", "GET", "/v1/webhooks/whatsapp/nobody?hub.mode=subscribe", 404, webhookHeaders("application/problem+json", "ip"), mustJSON(t, problem(404, "not_found", "/v1/webhooks/whatsapp/nobody"))},
+		{"meta delivery", "POST", metaPath, 200, webhookHeaders("application/json", "webhook"), mustJSON(t, example(t, "webhook-ack.json", 0))},
+		{"meta delivery unsigned", "POST", metaPath, 401, webhookHeaders("application/problem+json", "webhook"), mustJSON(t, problem(401, "unauthorized", metaPath))},
+		{"meta delivery malformed", "POST", metaPath, 400, webhookHeaders("application/problem+json", "webhook"), mustJSON(t, problem(400, "invalid", metaPath))},
+		{"meta delivery too large", "POST", metaPath, 413, webhookHeaders("application/problem+json", "webhook"), mustJSON(t, problem(413, "too_large", metaPath))},
+		{"meta delivery rate limited", "POST", metaPath, 429, hookLimited, mustJSON(t, problem(429, "rate_limited", metaPath))},
+		{"meta delivery queue down", "POST", metaPath, 503, queueDown, mustJSON(t, problem(503, "unavailable", metaPath))},
+		{"360dialog delivery", "POST", d360Path + "?token=secret", 200, webhookHeaders("application/json; charset=utf-8", "webhook"), mustJSON(t, example(t, "webhook-ack.json", 1))},
+		{"360dialog wrong token", "POST", d360Path + "?token=wrong", 403, webhookHeaders("application/problem+json", "webhook"), mustJSON(t, problem(403, "forbidden", d360Path))},
+		{"twilio delivery", "POST", twilioPath, 200, webhookHeaders("text/xml; charset=utf-8", "webhook"), []byte(twiml)},
+		{"twilio not configured", "POST", twilioPath, 404, webhookHeaders("application/problem+json", "webhook"), mustJSON(t, problem(404, "not_found", twilioPath))},
 		{"healthz", "GET", "/healthz", 200, publicHeaders("application/json"), []byte(`{"status":"ok"}`)},
 		{"readyz", "GET", "/readyz", 200, publicHeaders("application/json"), []byte(`{"status":"ok","checks":{"redis":"ok","storage":"ok"}}`)},
 		{"readyz unavailable", "GET", "/readyz", 503, notReady, []byte(`{"status":"unavailable","checks":{"redis":"ok","storage":"bucket not found"}}`)},
@@ -241,6 +309,11 @@ func TestBrokenResponsesFail(t *testing.T) {
 			s[key] = v
 		}
 		return mustJSON(t, m)
+	}
+	jobWith := func(key string, v any) []byte {
+		j := example(t, "job.json", 0)
+		j[key] = v
+		return mustJSON(t, j)
 	}
 	noHeader := func(name string) http.Header {
 		h := v1Headers("application/json")
@@ -321,6 +394,52 @@ func TestBrokenResponsesFail(t *testing.T) {
 		}(), []byte(`{"status":"unavailable","checks":{"redis":"ok","storage":"ok"}}`), "checks"},
 		{"metrics as JSON", "GET", "/metrics", 200, publicHeaders("application/json"), []byte(`{}`), "not documented"},
 		{"route not in contract", "GET", "/v1/nothing", 200, v1Headers("application/json"), []byte(`{}`), "not in the contract"},
+		{"async without Preference-Applied", "POST", "/v1/media", 202, func() http.Header {
+			h := v1Headers("application/json")
+			h.Set("Location", "/v1/jobs/"+jobID)
+			return h
+		}(), mustJSON(t, example(t, "job.json", 0)), "Preference-Applied"},
+		{"async Location of a media", "POST", "/v1/media", 202, func() http.Header {
+			h := v1Headers("application/json")
+			h.Set("Location", "/v1/media/"+mediaID)
+			h.Set("Preference-Applied", "respond-async")
+			return h
+		}(), mustJSON(t, example(t, "job.json", 0)), "Location"},
+		{"job with an unknown state", "GET", "/v1/jobs/" + jobID, 200, v1Headers("application/json"), jobWith("state", "pending"), "state"},
+		{"job with a bad id", "GET", "/v1/jobs/" + jobID, 200, v1Headers("application/json"), jobWith("id", "job_1"), "id"},
+		{"job with an internal field", "GET", "/v1/jobs/" + jobID, 200, v1Headers("application/json"), jobWith("tenant_id", "acme"), "tenant_id"},
+		{"queued job with a result", "GET", "/v1/jobs/" + jobID, 200, v1Headers("application/json"), jobWith("result", map[string]any{"media_id": mediaID, "created": true}), "state"},
+		{"retrying job without next_attempt_at", "GET", "/v1/jobs/" + jobID, 200, v1Headers("application/json"), func() []byte {
+			j := example(t, "job.json", 2)
+			delete(j, "next_attempt_at")
+			return mustJSON(t, j)
+		}(), "next_attempt_at"},
+		{"failed job without error", "GET", "/v1/jobs/" + jobID, 200, v1Headers("application/json"), func() []byte {
+			j := example(t, "job.json", 3)
+			delete(j, "error")
+			return mustJSON(t, j)
+		}(), "error"},
+		{"job error of an unknown kind", "GET", "/v1/jobs/" + jobID, 200, v1Headers("application/json"), func() []byte {
+			j := example(t, "job.json", 3)
+			j["error"].(map[string]any)["type"] = "urn:chatvault:problem:"
+			return mustJSON(t, j)
+		}(), "type"},
+		{"dead letter with a bad entry id", "GET", "/v1/admin/dead-letters", 200, v1Headers("application/json"), func() []byte {
+			l := example(t, "dead-letter-list.json", 1)
+			l["data"].([]any)[0].(map[string]any)["entry_id"] = "abc"
+			return mustJSON(t, l)
+		}(), "entry_id"},
+		{"retry without Location", "POST", "/v1/admin/dead-letters/" + entryID + "/retry", 202, v1Headers("application/json"), mustJSON(t, example(t, "job.json", 0)), "Location"},
+		{"webhook ack with a negative count", "POST", "/v1/webhooks/whatsapp/acme", 200, webhookHeaders("application/json", "webhook"),
+			[]byte(`{"received":1,"queued":-1,"duplicates":0,"ignored":0}`), "queued"},
+		{"webhook ack without duplicates", "POST", "/v1/webhooks/whatsapp/acme", 200, webhookHeaders("application/json", "webhook"),
+			[]byte(`{"received":1,"queued":1,"ignored":0}`), "duplicates"},
+		{"webhook answer without rate-limit headers", "POST", "/v1/webhooks/whatsapp/acme", 200, publicHeaders("application/json"),
+			mustJSON(t, example(t, "webhook-ack.json", 0)), "RateLimit"},
+		{"twilio answered with JSON", "POST", "/v1/webhooks/twilio/acme", 200, webhookHeaders("application/json", "webhook"), []byte(`{}`), "not documented"},
+		{"handshake answered with JSON", "GET", "/v1/webhooks/whatsapp/acme", 200, webhookHeaders("application/json", "webhook"), []byte(`"1"`), "not documented"},
+		{"webhook 415", "POST", "/v1/webhooks/whatsapp/acme", 415, webhookHeaders("application/problem+json", "webhook"),
+			mustJSON(t, problem(415, "unsupported_media", "/v1/webhooks/whatsapp/acme")), "status 415 is not documented"},
 		{"method not in contract", "PUT", get, 200, v1Headers("application/json"), []byte(`{}`), "not in the contract"},
 	}
 	for _, tc := range cases {
@@ -373,7 +492,47 @@ func TestCheckRequest(t *testing.T) {
 		{"url with media_id", "POST", "/v1/media", nil,
 			[]byte(`{"customer_id":"c1","source":{"type":"url","url":"https://example.net/a","media_id":"1"}}`), "at '/source': 'not' failed"},
 		{"ftp url", "POST", "/v1/media", nil, []byte(`{"customer_id":"c1","source":{"type":"url","url":"ftp://example.net/a"}}`), "url"},
-		{"unknown source type", "POST", "/v1/media", nil, archive(func(m map[string]any) { src(m)["type"] = "twilio" }), "type"},
+		{"unknown source type", "POST", "/v1/media", nil, archive(func(m map[string]any) { src(m)["type"] = "telegram" }), "type"},
+		{"archive twilio", "POST", "/v1/media", nil, mustJSON(t, example(t, "archive-request.json", 2)), ""},
+		{"archive dialog360", "POST", "/v1/media", nil, mustJSON(t, example(t, "archive-request.json", 3)), ""},
+		{"twilio without url", "POST", "/v1/media", nil, []byte(`{"customer_id":"c1","source":{"type":"twilio"}}`), "url"},
+		{"twilio with media_id", "POST", "/v1/media", nil, mustJSON(t, func() map[string]any {
+			m := example(t, "archive-request.json", 2)
+			src(m)["media_id"] = "1013859600285441"
+			return m
+		}()), "at '/source': 'not' failed"},
+		{"twilio url that is not a media URL", "POST", "/v1/media", nil,
+			[]byte(`{"customer_id":"c1","source":{"type":"twilio","url":"https://api.twilio.com/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Messages/MM5a9b1c2d3e4f5a6b7c8d9e0f1a2b3c4d/Media/ME7f8e9d0c1b2a3f4e5d6c7b8a9f0e1d2c.json"}}`), "url"},
+		{"dialog360 without media_id", "POST", "/v1/media", nil, []byte(`{"customer_id":"c1","source":{"type":"dialog360"}}`), "media_id"},
+		{"dialog360 with url", "POST", "/v1/media", nil, []byte(`{"customer_id":"c1","source":{"type":"dialog360","media_id":"1","url":"https://example.net/a"}}`), "at '/source': 'not' failed"},
+		{"archive async", "POST", "/v1/media", map[string]string{"Prefer": "respond-async, wait=10"}, archive(nil), ""},
+		{"job", "GET", "/v1/jobs/" + jobID, nil, nil, ""},
+		{"job without key", "GET", "/v1/jobs/" + jobID, map[string]string{"Authorization": ""}, nil, "Authorization"},
+		{"dead letters", "GET", "/v1/admin/dead-letters?limit=200&cursor=" + entryID, nil, nil, ""},
+		{"dead letters limit too large", "GET", "/v1/admin/dead-letters?limit=201", nil, nil, "limit"},
+		{"dead letters bad cursor", "GET", "/v1/admin/dead-letters?cursor=abc", nil, nil, "cursor"},
+		{"retry dead letter", "POST", "/v1/admin/dead-letters/" + entryID + "/retry", nil, nil, ""},
+		{"retry dead letter with a body", "POST", "/v1/admin/dead-letters/" + entryID + "/retry", nil, []byte(`{}`), "takes none"},
+		{"meta handshake", "GET", "/v1/webhooks/whatsapp/acme?hub.mode=subscribe&hub.verify_token=t&hub.challenge=1158201444",
+			map[string]string{"Authorization": ""}, nil, ""},
+		{"meta handshake without challenge", "GET", "/v1/webhooks/whatsapp/acme?hub.mode=subscribe&hub.verify_token=t",
+			map[string]string{"Authorization": ""}, nil, "hub.challenge"},
+		{"meta delivery", "POST", "/v1/webhooks/whatsapp/acme", map[string]string{"Authorization": "", "X-Hub-Signature-256": "sha256=" + sha},
+			mustJSON(t, example(t, "meta-webhook.json", 0)), ""},
+		{"meta status delivery", "POST", "/v1/webhooks/whatsapp/acme", map[string]string{"Authorization": "", "X-Hub-Signature-256": "sha256=" + sha},
+			mustJSON(t, example(t, "meta-webhook.json", 1)), ""},
+		{"meta delivery with fields Meta added", "POST", "/v1/webhooks/whatsapp/acme", map[string]string{"Authorization": "", "X-Hub-Signature-256": "sha256=" + sha},
+			[]byte(`{"object":"whatsapp_business_account","entry":[{"id":"1","time":1732529730,"changes":[{"field":"messages","value":{"messages":[{"id":"wamid.X","type":"audio","context":{"forwarded":true},"audio":{"id":"1","voice":true,"url":"https://lookaside.fbsbx.com/x"}}]}}]}],"extra":1}`), ""},
+		{"meta delivery unsigned", "POST", "/v1/webhooks/whatsapp/acme", map[string]string{"Authorization": ""},
+			mustJSON(t, example(t, "meta-webhook.json", 0)), "X-Hub-Signature-256"},
+		{"meta delivery of another object", "POST", "/v1/webhooks/whatsapp/acme", map[string]string{"Authorization": "", "X-Hub-Signature-256": "sha256=" + sha},
+			[]byte(`{"object":"page","entry":[]}`), "object"},
+		{"meta delivery without entry", "POST", "/v1/webhooks/whatsapp/acme", map[string]string{"Authorization": "", "X-Hub-Signature-256": "sha256=" + sha},
+			[]byte(`{"object":"whatsapp_business_account"}`), "entry"},
+		{"360dialog delivery", "POST", "/v1/webhooks/dialog360/acme?token=secret", map[string]string{"Authorization": ""},
+			mustJSON(t, example(t, "meta-webhook.json", 0)), ""},
+		{"webhook for a malformed tenant", "GET", "/v1/webhooks/whatsapp/-acme?hub.mode=subscribe&hub.verify_token=t&hub.challenge=1",
+			map[string]string{"Authorization": ""}, nil, "tenant"},
 		{"unknown field", "POST", "/v1/media", nil, archive(func(m map[string]any) { m["priority"] = "high" }), "priority"},
 		{"unknown source field", "POST", "/v1/media", nil, archive(func(m map[string]any) { src(m)["token"] = "x" }), "token"},
 		{"bad customer_id", "POST", "/v1/media", nil, archive(func(m map[string]any) { m["customer_id"] = "-x" }), "customer_id"},
@@ -444,11 +603,18 @@ func TestOperations(t *testing.T) {
 		"GET /openapi.yaml",
 		"GET /readyz",
 		"GET /schemas/{file}",
+		"GET /v1/admin/dead-letters",
 		"GET /v1/customers/{customer_id}/media",
+		"GET /v1/jobs/{job_id}",
 		"GET /v1/media/{media_id}",
 		"GET /v1/media/{media_id}/content",
+		"GET /v1/webhooks/whatsapp/{tenant}",
+		"POST /v1/admin/dead-letters/{entry_id}/retry",
 		"POST /v1/media",
 		"POST /v1/media/{media_id}/tags",
+		"POST /v1/webhooks/dialog360/{tenant}",
+		"POST /v1/webhooks/twilio/{tenant}",
+		"POST /v1/webhooks/whatsapp/{tenant}",
 	}
 	if got := checker(t).Operations(); !slices.Equal(got, want) {
 		t.Fatalf("Operations() =\n%q\nwant\n%q", got, want)

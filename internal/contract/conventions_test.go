@@ -171,8 +171,26 @@ func walkSchemas(node any, ptr string, fn func(ptr string, node map[string]any, 
 
 var scopes = []string{"media:write", "media:read", "media:tag", "media:delete", "hooks:manage", "admin"}
 
+// webhookPrefix holds the provider webhooks: /v1 routes that take no API key
+// but the provider's own signature or token, and answer in the provider's
+// format.
+const webhookPrefix = "/v1/webhooks/"
+
+// successContent lists the media types a /v1 operation may answer a 2xx
+// with, beyond application/json: the content download serves the stored
+// bytes, Meta's handshake echoes its challenge as text, and Twilio expects
+// TwiML.
+var successContent = map[string][]string{
+	"GET /v1/media/{media_id}/content":   {"*/*"},
+	"GET /v1/webhooks/whatsapp/{tenant}": {"text/plain"},
+	"POST /v1/webhooks/twilio/{tenant}":  {"text/xml"},
+}
+
 // The conventions of section 3 of the design, one operation at a time: scopes,
 // request IDs, rate-limit headers, problem+json errors, idempotency keys.
+// Provider webhooks follow the providers' rules where those differ: no API
+// key or scope, the provider's body format, no Idempotency-Key (providers
+// retry with the same message IDs, which are the deduplication key).
 func TestOperationConventions(t *testing.T) {
 	c := checker(t)
 	for path, item := range c.doc.Paths.Map() {
@@ -180,67 +198,156 @@ func TestOperationConventions(t *testing.T) {
 			name := method + " " + path
 			t.Run(name, func(t *testing.T) {
 				v1 := strings.HasPrefix(path, "/v1/")
+				webhook := strings.HasPrefix(path, webhookPrefix)
 				if op.OperationID == "" || op.Summary == "" || op.Description == "" {
 					t.Error("wants an operationId, a summary and a description")
 				}
-				checkSecurity(t, op, v1)
+				checkSecurity(t, op, v1, webhook)
 				statuses := op.Responses.Map()
-				if v1 {
-					for _, s := range []string{"401", "403", "429", "500", "503"} {
-						if statuses[s] == nil {
-							t.Errorf("does not document %s", s)
-						}
+				want := []string{"500"}
+				switch {
+				case webhook:
+					// No key, so no 401 unless the provider's credential can
+					// be missing; the tenant in the path can be unknown.
+					want = []string{"403", "404", "429", "500", "503"}
+					if op.RequestBody != nil {
+						want = append(want, "401")
 					}
-				} else if statuses["500"] == nil {
-					t.Error("does not document 500")
+				case v1:
+					want = []string{"401", "403", "429", "500", "503"}
+				}
+				for _, s := range want {
+					if statuses[s] == nil {
+						t.Errorf("does not document %s", s)
+					}
 				}
 				if op.RequestBody != nil {
-					for _, s := range []string{"400", "413", "415"} {
-						if statuses[s] == nil {
-							t.Errorf("takes a body but does not document %s", s)
-						}
-					}
-					if keys := sortedKeys(op.RequestBody.Value.Content); !slices.Equal(keys, []string{"application/json"}) {
-						t.Errorf("request body content is %v, want only application/json", keys)
-					}
+					checkRequestBody(t, op, webhook)
 				}
-				if method == "POST" && !hasParam(op, "header", "Idempotency-Key") {
-					t.Error("a POST without an Idempotency-Key parameter")
+				switch {
+				case webhook:
+					if hasParam(op, "header", "Idempotency-Key") {
+						t.Error("a webhook with an Idempotency-Key parameter: providers never send one")
+					}
+					if !slices.Equal(op.Tags, []string{"webhooks"}) {
+						t.Errorf("tags are %v, want [webhooks]", op.Tags)
+					}
+				case method == "POST" && op.RequestBody != nil && !hasParam(op, "header", "Idempotency-Key"):
+					t.Error("a POST with a body but without an Idempotency-Key parameter")
 				}
 				for status, ref := range statuses {
 					checkResponse(t, status, ref.Value, v1)
+					if code, _ := strconv.Atoi(status); v1 && code >= 200 && code < 300 && ref.Value.Content != nil {
+						allowed := append([]string{"application/json"}, successContent[name]...)
+						for _, k := range sortedKeys(ref.Value.Content) {
+							if !slices.Contains(allowed, k) {
+								t.Errorf("%s: answers %s, want one of %v", status, k, allowed)
+							}
+						}
+					}
 				}
 			})
 		}
 	}
 }
 
-func checkSecurity(t *testing.T, op *openapi3.Operation, v1 bool) {
+func checkRequestBody(t *testing.T, op *openapi3.Operation, webhook bool) {
 	t.Helper()
-	scope, _ := op.Extensions["x-required-scope"].(string)
-	if !v1 {
-		if scope != "" || op.Security == nil || len(*op.Security) != 0 {
-			t.Error("a route outside /v1 must say security: [] and need no scope")
+	statuses := op.Responses.Map()
+	want, content := []string{"400", "413", "415"}, [][]string{{"application/json"}}
+	if webhook {
+		// Webhooks read the provider's body whatever its Content-Type says,
+		// so they never answer 415.
+		want = []string{"400", "413"}
+		content = [][]string{{"application/json"}, {"application/x-www-form-urlencoded"}}
+		if statuses["415"] != nil {
+			t.Error("a webhook documents 415, which it never answers")
+		}
+	}
+	for _, s := range want {
+		if statuses[s] == nil {
+			t.Errorf("takes a body but does not document %s", s)
+		}
+	}
+	keys := sortedKeys(op.RequestBody.Value.Content)
+	if !slices.ContainsFunc(content, func(c []string) bool { return slices.Equal(keys, c) }) {
+		t.Errorf("request body content is %v, want one of %v", keys, content)
+	}
+}
+
+// requiredScopes reads x-required-scope: one scope, or a list of scopes any
+// one of which will do.
+func requiredScopes(t *testing.T, op *openapi3.Operation) []string {
+	t.Helper()
+	switch v := op.Extensions["x-required-scope"].(type) {
+	case nil:
+		return nil
+	case string:
+		return []string{v}
+	case []any:
+		var out []string
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				t.Fatalf("x-required-scope holds %v, not a scope name", e)
+			}
+			out = append(out, s)
+		}
+		if len(out) < 2 {
+			t.Fatalf("x-required-scope is a list of %d; write one scope as a string", len(out))
+		}
+		return out
+	default:
+		t.Fatalf("x-required-scope is %T, want a string or a list of strings", v)
+		return nil
+	}
+}
+
+func checkSecurity(t *testing.T, op *openapi3.Operation, v1, webhook bool) {
+	t.Helper()
+	required := requiredScopes(t, op)
+	if !v1 || webhook {
+		if len(required) != 0 || op.Security == nil || len(*op.Security) != 0 {
+			t.Error("a route outside /v1, or a webhook, must say security: [] and need no scope")
+		}
+		if webhook && !strings.Contains(op.Description, "Authorisation:") {
+			t.Error("a webhook's description must say how it is authorised (Authorisation: ...)")
 		}
 		return
 	}
-	if !slices.Contains(scopes, scope) {
-		t.Fatalf("x-required-scope is %q, want one of %v", scope, scopes)
+	if len(required) == 0 {
+		t.Fatalf("no x-required-scope; want one of %v, or a list of them", scopes)
 	}
-	if !strings.Contains(op.Description, "Scope: `"+scope+"`") {
-		t.Errorf("the description does not say Scope: `%s`", scope)
+	var quoted []string
+	for _, s := range required {
+		if !slices.Contains(scopes, s) {
+			t.Fatalf("x-required-scope names %q, want one of %v", s, scopes)
+		}
+		quoted = append(quoted, "`"+s+"`")
+	}
+	if phrase := "Scope: " + strings.Join(quoted, " or "); !strings.Contains(op.Description, phrase) {
+		t.Errorf("the description does not say %s", phrase)
 	}
 	if op.Security == nil {
 		t.Fatal("no security requirement")
 	}
-	var bearer bool
+	// Each scope is one alternative requirement (OpenAPI ORs them), holding
+	// exactly that scope; alternatives without a key (a signed URL) may be
+	// added.
+	var bearer []string
 	for _, req := range *op.Security {
-		if scopes, ok := req["apiKey"]; ok {
-			bearer = slices.Equal(scopes, []string{scope})
+		if s, ok := req["apiKey"]; ok {
+			if len(s) != 1 {
+				t.Errorf("an apiKey security requirement with scopes %v, want exactly one", s)
+				continue
+			}
+			bearer = append(bearer, s[0])
 		}
 	}
-	if !bearer {
-		t.Errorf("no apiKey security requirement with exactly [%s]", scope)
+	slices.Sort(bearer)
+	want := slices.Sorted(slices.Values(required))
+	if !slices.Equal(bearer, want) {
+		t.Errorf("apiKey security requirements name %v, want one for each of %v", bearer, want)
 	}
 }
 
@@ -318,6 +425,21 @@ func TestProblemTypesMatchStatuses(t *testing.T) {
 	}
 	if !slices.Equal(statuses, tableStatuses) {
 		t.Errorf("problem.json statuses %v, checker table %v", statuses, tableStatuses)
+	}
+	// A job's error speaks the same problem vocabulary.
+	jobErr := readSchema(t, "job-error.json")["properties"].(map[string]any)
+	var jobTypes []string
+	for _, v := range jobErr["type"].(map[string]any)["enum"].([]any) {
+		jobTypes = append(jobTypes, v.(string))
+	}
+	var jobStatuses []int
+	for _, v := range jobErr["status"].(map[string]any)["enum"].([]any) {
+		jobStatuses = append(jobStatuses, int(v.(float64)))
+	}
+	slices.Sort(jobTypes)
+	slices.Sort(jobStatuses)
+	if !slices.Equal(jobTypes, types) || !slices.Equal(jobStatuses, statuses) {
+		t.Errorf("job-error.json types %v and statuses %v differ from problem.json's %v and %v", jobTypes, jobStatuses, types, statuses)
 	}
 	documented := map[int]bool{}
 	for _, item := range c.doc.Paths.Map() {

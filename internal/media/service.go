@@ -136,27 +136,13 @@ func ValidID(id string) bool { return idPattern.MatchString(id) }
 // it. created is false when the same source was already archived for the
 // tenant (natural dedupe); the existing record is returned then.
 func (s *Service) Archive(ctx context.Context, tenantID string, in ArchiveInput) (Media, bool, error) {
-	tags, err := NormalizeTags(in.Tags, "/tags")
+	tags, hintSHA, identity, err := s.prepare(in)
 	if err != nil {
 		return Media{}, false, err
-	}
-	tags = applyTags(nil, tags, nil)
-	if len(tags) > MaxTags {
-		return Media{}, false, apperr.WithFields("too many tags", apperr.FieldError{Pointer: "/tags", Detail: fmt.Sprintf("at most %d tags", MaxTags)})
-	}
-	hintSHA := ""
-	if in.Hints.SHA256 != "" {
-		if hintSHA, err = NormalizeSHA256(in.Hints.SHA256); err != nil {
-			return Media{}, false, apperr.WithFields("invalid checksum", apperr.FieldError{Pointer: "/source/sha256", Detail: err.Error()})
-		}
 	}
 
 	// Concurrent duplicates serialise on the source before anything is
 	// fetched, so exactly one of them stores an object.
-	identity, err := s.fetcher.Identity(in.Source)
-	if err != nil {
-		return Media{}, false, err
-	}
 	unlock, err := s.index.Lock(ctx, tenantID, "src:"+hashHex(identity), s.lockWait)
 	if err != nil {
 		return Media{}, false, err
@@ -302,6 +288,33 @@ func (s *Service) Archive(ctx context.Context, tenantID string, in ArchiveInput)
 		return Media{}, false, apperr.Wrap(apperr.Unavailable, err, "the index is unavailable")
 	}
 	return m, true, nil
+}
+
+// Check validates an archive request without doing it, so an async request
+// is refused at once rather than failing in the queue.
+func (s *Service) Check(tenantID string, in ArchiveInput) error {
+	_, _, _, err := s.prepare(in)
+	return err
+}
+
+// prepare normalises the tags and the checksum hint and works out the
+// source identity.
+func (s *Service) prepare(in ArchiveInput) (tags []string, hintSHA, identity string, err error) {
+	tags, err = NormalizeTags(in.Tags, "/tags")
+	if err != nil {
+		return nil, "", "", err
+	}
+	tags = applyTags(nil, tags, nil)
+	if len(tags) > MaxTags {
+		return nil, "", "", apperr.WithFields("too many tags", apperr.FieldError{Pointer: "/tags", Detail: fmt.Sprintf("at most %d tags", MaxTags)})
+	}
+	if in.Hints.SHA256 != "" {
+		if hintSHA, err = NormalizeSHA256(in.Hints.SHA256); err != nil {
+			return nil, "", "", apperr.WithFields("invalid checksum", apperr.FieldError{Pointer: "/source/sha256", Detail: err.Error()})
+		}
+	}
+	identity, err = s.fetcher.Identity(in.Source)
+	return tags, hintSHA, identity, err
 }
 
 func (s *Service) existing(ctx context.Context, tenantID, srcKey string) (Media, bool, error) {

@@ -1,0 +1,95 @@
+// Package worker runs queued jobs: archives accepted with Prefer:
+// respond-async, and media that arrived through provider webhooks.
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/chatvault/chatvault/internal/apperr"
+	"github.com/chatvault/chatvault/internal/media"
+	"github.com/chatvault/chatvault/internal/queue"
+	"github.com/chatvault/chatvault/internal/webhook"
+)
+
+// Job types.
+const (
+	TypeArchive = "archive" // payload: media.ArchiveInput
+	TypeInbound = "inbound" // payload: webhook.InboundMedia
+)
+
+// Result is what a finished archive job stores.
+type Result struct {
+	MediaID string `json:"media_id"`
+	Created bool   `json:"created"`
+}
+
+// Inbound holds a tenant's rules for webhook media.
+type Inbound struct {
+	Mapper *webhook.Mapper
+	Rules  *webhook.Rules
+}
+
+// InboundFunc returns a tenant's inbound rules.
+type InboundFunc func(tenantID string) (Inbound, bool)
+
+// Archiver is the use case jobs end in.
+type Archiver interface {
+	Archive(ctx context.Context, tenantID string, in media.ArchiveInput) (media.Media, bool, error)
+}
+
+// Processor turns jobs into archives.
+type Processor struct {
+	archiver Archiver
+	inbound  InboundFunc
+}
+
+// New returns a Processor.
+func New(a Archiver, inbound InboundFunc) *Processor {
+	return &Processor{archiver: a, inbound: inbound}
+}
+
+// Handle is the queue handler. Errors that a retry cannot fix (bad input,
+// content refused, media gone) are permanent and dead-letter at once;
+// everything else is retried with backoff.
+func (p *Processor) Handle(ctx context.Context, job queue.Job) (json.RawMessage, error) {
+	var in media.ArchiveInput
+	switch job.Type {
+	case TypeArchive:
+		if err := json.Unmarshal(job.Payload, &in); err != nil {
+			return nil, queue.Permanent(fmt.Errorf("archive payload: %w", err))
+		}
+	case TypeInbound:
+		var im webhook.InboundMedia
+		if err := json.Unmarshal(job.Payload, &im); err != nil {
+			return nil, queue.Permanent(fmt.Errorf("inbound payload: %w", err))
+		}
+		rules, ok := p.inbound(job.TenantID)
+		if !ok {
+			return nil, queue.Permanent(apperr.New(apperr.NotFound, "tenant %q is no longer configured", job.TenantID))
+		}
+		customer, err := rules.Mapper.CustomerID(ctx, im)
+		if err != nil {
+			return nil, classify(err)
+		}
+		in = im.ArchiveInput(customer, rules.Rules.Tags(im))
+	default:
+		return nil, queue.Permanent(fmt.Errorf("unknown job type %q", job.Type))
+	}
+	m, created, err := p.archiver.Archive(ctx, job.TenantID, in)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return json.Marshal(Result{MediaID: m.ID, Created: created})
+}
+
+// classify marks the errors no retry can fix.
+func classify(err error) error {
+	switch apperr.KindOf(err) {
+	case apperr.Invalid, apperr.NotFound, apperr.Gone, apperr.TooLarge, apperr.UnsupportedMedia,
+		apperr.Unprocessable, apperr.Forbidden, apperr.Unauthorized:
+		return queue.Permanent(err)
+	}
+	return err
+}
