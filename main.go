@@ -35,7 +35,9 @@ func main() {
 const usage = `usage: chatvault [command]
 
 commands:
-  serve          run the HTTP API (the default)
+  serve          run the HTTP API and the queue workers (the default);
+                 serve --no-workers runs the API alone
+  worker         run the queue workers alone
   reindex        rebuild the whole Redis index from storage alone
   keygen         print a new API key and the hash to put in the config file
   hash-key KEY   print the hash of an existing key
@@ -58,7 +60,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		fmt.Fprintln(stdout, auth.HashKey(args[0]))
 		return nil
-	case "serve", "reindex":
+	case "serve", "reindex", "worker":
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -70,6 +72,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
+	}
+	for _, a := range args {
+		switch {
+		case cmd == "serve" && a == "--no-workers":
+			cfg.Workers = 0
+		default:
+			return fmt.Errorf("%s: unknown argument %q", cmd, a)
+		}
 	}
 	log := newLogger(stdout, cfg.LogLevel)
 	schemas, err := fs.Sub(contract, "schemas")
@@ -94,6 +104,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		log.Info("reindex finished", "records", n, "duration_ms", time.Since(start).Milliseconds())
 		return nil
+	}
+	if cmd == "worker" {
+		return a.RunWorkers(ctx, max(cfg.Workers, 1), log)
 	}
 	return a.Serve(ctx, cfg, log)
 }

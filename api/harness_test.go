@@ -90,11 +90,15 @@ type env struct {
 	d360   *sourcetest.Dialog360
 	store  string // storage URL
 	prefix string
+	log    *slog.Logger
+	stops  []func()
 }
 
 type envOptions struct {
-	storage string // "" for a file store
-	limits  string // YAML for acme's limits block
+	storage    string // "" for a file store
+	limits     string // YAML for acme's limits block
+	noWorkers  bool   // start no queue workers (see startWorkers)
+	visibility string // CHATVAULT_JOB_VISIBILITY_TIMEOUT
 }
 
 // newEnv starts the real service (real Redis, real storage) in-process.
@@ -156,6 +160,9 @@ func newEnv(t *testing.T, opts envOptions) *env {
 		"CHATVAULT_SIGNING_SECRET": "test-signing-secret",
 		"ACME_TOKEN":               e.graph.Token,
 	}
+	if opts.visibility != "" {
+		vars["CHATVAULT_JOB_VISIBILITY_TIMEOUT"] = opts.visibility
+	}
 	cfg, err := config.Load(func(k string) string { return vars[k] })
 	if err != nil {
 		t.Fatal(err)
@@ -173,19 +180,36 @@ func newEnv(t *testing.T, opts envOptions) *env {
 		t.Fatal(err)
 	}
 	e.app = a
+	e.log = log
 	e.srv = httptest.NewServer(a.Handler)
-	wctx, stopWorkers := context.WithCancel(context.Background())
-	workersDone := make(chan error, 1)
-	go func() { workersDone <- a.RunWorkers(wctx, 4, log) }()
 	t.Cleanup(func() {
 		e.srv.Close()
-		stopWorkers()
-		if err := <-workersDone; err != nil {
-			t.Errorf("workers: %v", err)
-		}
+		e.stopWorkers()
 		a.Close()
 	})
+	if !opts.noWorkers {
+		e.startWorkers(4)
+	}
 	return e
+}
+
+// startWorkers runs n queue workers until the test ends.
+func (e *env) startWorkers(n int) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.app.RunWorkers(ctx, n, e.log) }()
+	e.stops = append(e.stops, func() {
+		cancel()
+		if err := <-done; err != nil {
+			e.t.Errorf("workers: %v", err)
+		}
+	})
+}
+
+func (e *env) stopWorkers() {
+	for _, stop := range e.stops {
+		stop()
+	}
 }
 
 // response is a received answer, already checked against the contract.

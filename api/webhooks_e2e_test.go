@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -17,8 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/chatvault/chatvault/internal/mediatest"
 	"github.com/chatvault/chatvault/internal/source/sourcetest"
+	"github.com/chatvault/chatvault/internal/testenv"
 )
 
 // metaMessage is one media message in Meta's webhook shape.
@@ -377,5 +381,50 @@ func TestAsyncArchiveAndDeadLetters(t *testing.T) {
 	mustStatus(t, retried, http.StatusAccepted)
 	if again := e.waitJob(keyAcme, retried.JSON(t)["id"].(string)); again["state"] != "failed" {
 		t.Fatalf("retried job %v", again)
+	}
+}
+
+// TestWorkerDiesMidBurst: a worker takes half of a burst and dies without
+// finishing any of it. The surviving workers reclaim its jobs after the
+// visibility timeout, and every media ends up archived exactly once.
+func TestWorkerDiesMidBurst(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{noWorkers: true, visibility: "1s"})
+	const n = 20
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("60%02d", i)
+		e.graph.AddMedia(id, sourcetest.Bytes(mediatest.OggOpus(6000, uint64(200+i))), "audio/ogg")
+		body := metaPayload([]map[string]any{contact("4955", "F")}, metaMessage("4955", "wamid.F"+id, "audio", id, map[string]any{"mime_type": "audio/ogg"}))
+		mustStatus(t, e.postMeta(body, metaSign(body)), 200)
+	}
+
+	// The doomed worker: it joins the consumer group, takes jobs, and is
+	// never heard of again (as after a SIGKILL or a lost node).
+	rdb, _ := testenv.Redis(t)
+	ctx := context.Background()
+	stream := e.prefix + "{q:jobs}:stream"
+	if err := rdb.XGroupCreateMkStream(ctx, stream, "workers", "0").Err(); err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
+		t.Fatal(err)
+	}
+	taken, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "workers", Consumer: "doomed", Streams: []string{stream, ">"}, Count: n / 2}).Result()
+	if err != nil || len(taken[0].Messages) != n/2 {
+		t.Fatalf("the doomed worker took %v: %v", taken, err)
+	}
+
+	e.startWorkers(4)
+	got := e.waitList("wa:4955", n)
+	seen := map[string]bool{}
+	for _, m := range got {
+		seen[m["source"].(map[string]any)["media_id"].(string)] = true
+	}
+	if len(seen) != n {
+		t.Fatalf("%d distinct media archived, want %d", len(seen), n)
+	}
+	if c := countOriginals(e.objects()); c != n {
+		t.Fatalf("%d originals stored, want %d", c, n)
+	}
+	pending, err := rdb.XPending(ctx, stream, "workers").Result()
+	if err != nil || pending.Count != 0 {
+		t.Fatalf("jobs still pending: %+v %v", pending, err)
 	}
 }

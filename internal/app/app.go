@@ -119,6 +119,7 @@ func Build(ctx context.Context, cfg *config.Config, log *slog.Logger, contract C
 		// Provider outages last minutes, and a webhook's media ID lives 7
 		// days: retry for about 40 minutes before giving up.
 		queue.WithMaxAttempts(10), queue.WithBackoff(5*time.Second, 30*time.Minute),
+		queue.WithVisibilityTimeout(cfg.JobVisibility),
 		queue.WithHooks(queue.Hooks{
 			OnResult: a.metrics.ObserveJob,
 			OnError:  func(op string, err error) { log.Warn("queue", "op", op, "err", err) },

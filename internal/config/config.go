@@ -37,6 +37,7 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	LogLevel        string
 	Workers         int // queue workers per process; 0 runs none
+	JobVisibility   time.Duration
 	ConfigFile      string
 	Defaults        TenantDefaults
 	Tenants         map[string]*Tenant
@@ -194,6 +195,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		ContentURLTTL:   dur("CHATVAULT_CONTENT_URL_TTL", 15*time.Minute),
 		CRMURLTTL:       dur("CHATVAULT_CRM_URL_TTL", 7*24*time.Hour),
 		ShutdownTimeout: dur("CHATVAULT_SHUTDOWN_TIMEOUT", 60*time.Second),
+		JobVisibility:   dur("CHATVAULT_JOB_VISIBILITY_TIMEOUT", 2*time.Minute),
 		LogLevel:        env("CHATVAULT_LOG_LEVEL", "info"),
 		ConfigFile:      env("CHATVAULT_CONFIG", ""),
 		Tenants:         map[string]*Tenant{},
