@@ -16,6 +16,7 @@ import (
 	"github.com/chatvault/chatvault/internal/auth"
 	"github.com/chatvault/chatvault/internal/idempotency"
 	"github.com/chatvault/chatvault/internal/media"
+	"github.com/chatvault/chatvault/internal/present"
 	"github.com/chatvault/chatvault/internal/queue"
 	"github.com/chatvault/chatvault/internal/ratelimit"
 	"github.com/chatvault/chatvault/internal/signedurl"
@@ -37,16 +38,14 @@ type Deps struct {
 	Limiter     *ratelimit.Limiter
 	Rates       Rates
 	Signer      *signedurl.Signer
-	// CRMURLTTL is how long the URL in crm_fields lives: CRM records keep
-	// it, so it outlives the short content_url.
-	CRMURLTTL time.Duration
-	PublicURL string // "" derives the base URL from each request
-	Metrics   *Metrics
-	Log       *slog.Logger
-	Ready     func(ctx context.Context) map[string]error
-	OpenAPI   []byte
-	Schemas   fs.FS
-	Now       func() time.Time
+	Presenter   *present.Presenter
+	PublicURL   string // "" derives the base URL from each request
+	Metrics     *Metrics
+	Log         *slog.Logger
+	Ready       func(ctx context.Context) map[string]error
+	OpenAPI     []byte
+	Schemas     fs.FS
+	Now         func() time.Time
 }
 
 type server struct {

@@ -25,6 +25,7 @@ import (
 	"github.com/chatvault/chatvault/internal/idempotency"
 	"github.com/chatvault/chatvault/internal/index"
 	"github.com/chatvault/chatvault/internal/media"
+	"github.com/chatvault/chatvault/internal/present"
 	"github.com/chatvault/chatvault/internal/queue"
 	"github.com/chatvault/chatvault/internal/ratelimit"
 	"github.com/chatvault/chatvault/internal/signedurl"
@@ -113,6 +114,8 @@ func Build(ctx context.Context, cfg *config.Config, log *slog.Logger, contract C
 		return out
 	}
 	a.Media = media.NewService(a.blobs, a.index, sourceAdapter{fetcher}, limits, media.WithLogger(log))
+	signer := signedurl.New(secret, cfg.ContentURLTTL)
+	presenter := &present.Presenter{Signer: signer, CRMURLTTL: cfg.CRMURLTTL, Now: time.Now}
 	a.metrics = api.NewMetrics()
 	a.Queue = queue.New(a.rdb, cfg.RedisPrefix, "jobs",
 		queue.WithErrorStatus(api.StatusOf),
@@ -161,8 +164,8 @@ func Build(ctx context.Context, cfg *config.Config, log *slog.Logger, contract C
 		Idempotency: idempotency.New(a.rdb, cfg.RedisPrefix),
 		Limiter:     ratelimit.New(a.rdb, cfg.RedisPrefix),
 		Rates:       rates,
-		Signer:      signedurl.New(secret, cfg.ContentURLTTL),
-		CRMURLTTL:   cfg.CRMURLTTL,
+		Signer:      signer,
+		Presenter:   presenter,
 		PublicURL:   cfg.PublicURL,
 		Metrics:     a.metrics,
 		Log:         log,
