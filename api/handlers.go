@@ -176,3 +176,26 @@ func listQuery(c *gin.Context) (media.ListQuery, error) {
 	}
 	return q, nil
 }
+
+// me tells a key who it is, for connection tests and labels.
+func (s *server) me(c *gin.Context) {
+	p := principal(c)
+	scopes := p.Scopes
+	if scopes == nil {
+		scopes = []string{}
+	}
+	s.writeJSON(c, http.StatusOK, gin.H{"tenant_id": p.TenantID, "key_id": p.KeyID, "scopes": scopes})
+}
+
+// listTags feeds tag pickers in Zapier and Make.
+func (s *server) listTags(c *gin.Context) {
+	tags, err := s.Media.Tags(c.Request.Context(), principal(c).TenantID, 500)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	if tags == nil {
+		tags = []media.TagCount{}
+	}
+	s.writeJSON(c, http.StatusOK, gin.H{"data": tags})
+}

@@ -216,8 +216,8 @@ func TestWebhookAckLatency(t *testing.T) {
 		t.Fatalf("the queue did not drain in time: %+v", st)
 	}
 	records, byMessage := archivedMessages(t, e, customerIDs)
-	t.Logf("archived %d records for %d deliveries; queue drained %v after the last answer (dead letters %d)",
-		records, total, drained.Sub(lastAnswer).Round(time.Millisecond), st.Dead)
+	t.Logf("archived %d records for %d deliveries; queue drained %v after the last answer (dead letters %d, Graph downloads %d)",
+		records, total, drained.Sub(lastAnswer).Round(time.Millisecond), st.Dead, e.graph.Downloads())
 	checkExactlyOnce(t, records, byMessage, wamids)
 	if st.Dead != 0 {
 		t.Errorf("%d jobs were dead-lettered", st.Dead)

@@ -90,6 +90,8 @@ func NewRouter(d Deps) http.Handler {
 	v1.POST("/media/:media_id/tags", s.require(auth.ScopeMediaTag), s.idempotent, s.tagMedia)
 	v1.GET("/customers/:customer_id/media", s.require(auth.ScopeMediaRead), s.listCustomerMedia)
 	v1.GET("/jobs/:job_id", s.getJob)
+	v1.GET("/me", s.me)
+	v1.GET("/tags", s.require(auth.ScopeMediaRead), s.listTags)
 	v1.GET("/admin/dead-letters", s.require(auth.ScopeAdmin), s.listDeadLetters)
 	v1.POST("/admin/dead-letters/:entry_id/retry", s.require(auth.ScopeAdmin), s.retryDeadLetter)
 

@@ -232,6 +232,7 @@ func (ix *Index) Put(ctx context.Context, prev *media.Media, m media.Media) erro
 		for key, mem := range next {
 			p.ZAdd(ctx, key, redis.Z{Member: mem})
 		}
+		s.tagMembers(ctx, p, prev, m)
 		if m.SourceKey != "" {
 			p.Set(ctx, s.source(m.SourceKey), m.ID, 0)
 		}
@@ -250,6 +251,9 @@ func (ix *Index) Remove(ctx context.Context, m media.Media) error {
 		p.Del(ctx, s.record(m.ID))
 		if m.SourceKey != "" {
 			releaseSource.Eval(ctx, p, []string{s.source(m.SourceKey)}, m.ID)
+		}
+		for _, t := range m.Tags {
+			p.SRem(ctx, s.tagSet(t), m.ID)
 		}
 		return nil
 	})

@@ -35,6 +35,14 @@ type Index interface {
 	Lock(ctx context.Context, tenantID, name string, wait time.Duration) (unlock func(), err error)
 	// Reset drops every index entry of every tenant (before a reindex).
 	Reset(ctx context.Context) error
+	// Tags lists the tenant's tags, most used first.
+	Tags(ctx context.Context, tenantID string, limit int) ([]TagCount, error)
+}
+
+// TagCount is a tag and how many of the tenant's media carry it.
+type TagCount struct {
+	Tag   string `json:"tag"`
+	Count int64  `json:"count"`
 }
 
 // BlobStore is the object storage holding originals and media.json documents.
@@ -47,4 +55,25 @@ type BlobStore interface {
 	GetSmall(ctx context.Context, key string) ([]byte, error)
 	Delete(ctx context.Context, key string) error
 	List(ctx context.Context, prefix string, fn func(key string) error) error
+}
+
+// Event is a change to a record that automations hear about.
+type Event struct {
+	Type    string // EventArchived, EventTagged, EventDeleted
+	Media   Media
+	Added   []string // EventTagged only
+	Removed []string // EventTagged only
+}
+
+// Event types.
+const (
+	EventArchived = "media.archived"
+	EventTagged   = "media.tagged"
+	EventDeleted  = "media.deleted"
+)
+
+// Events publishes changes. Publishing is best effort and never fails the
+// use case: the record is committed before its event is published.
+type Events interface {
+	Publish(ctx context.Context, tenantID string, e Event)
 }

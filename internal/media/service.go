@@ -60,6 +60,7 @@ type Service struct {
 	index   Index
 	fetcher Fetcher
 	limits  LimitsFunc
+	events  Events
 	now     func() time.Time
 	log     *slog.Logger
 	// lockWait bounds how long a duplicate waits for the archive it
@@ -76,12 +77,15 @@ func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 
+// WithEvents publishes changes to e.
+func WithEvents(e Events) Option { return func(s *Service) { s.events = e } }
+
 // WithLockWait sets how long concurrent duplicates wait for each other.
 func WithLockWait(d time.Duration) Option { return func(s *Service) { s.lockWait = d } }
 
 // NewService wires the use cases to their ports.
 func NewService(blobs BlobStore, index Index, fetcher Fetcher, limits LimitsFunc, opts ...Option) *Service {
-	s := &Service{blobs: blobs, index: index, fetcher: fetcher, limits: limits, now: time.Now, log: slog.Default(), lockWait: 2 * time.Minute}
+	s := &Service{blobs: blobs, index: index, fetcher: fetcher, limits: limits, events: noEvents{}, now: time.Now, log: slog.Default(), lockWait: 2 * time.Minute}
 	for _, o := range opts {
 		o(s)
 	}
@@ -287,6 +291,7 @@ func (s *Service) Archive(ctx context.Context, tenantID string, in ArchiveInput)
 		_ = s.index.Remove(context.WithoutCancel(ctx), m)
 		return Media{}, false, apperr.Wrap(apperr.Unavailable, err, "the index is unavailable")
 	}
+	s.events.Publish(context.WithoutCancel(ctx), tenantID, Event{Type: EventArchived, Media: m})
 	return m, true, nil
 }
 
@@ -373,6 +378,11 @@ func (s *Service) List(ctx context.Context, tenantID, customerID string, q ListQ
 	return s.index.ListByCustomer(ctx, tenantID, customerID, q)
 }
 
+// Tags lists the tenant's tags, most used first (for tag pickers).
+func (s *Service) Tags(ctx context.Context, tenantID string, limit int) ([]TagCount, error) {
+	return s.index.Tags(ctx, tenantID, limit)
+}
+
 // Tag adds and removes tags. Updates of one record are serialised through a
 // cluster-wide lock, so concurrent taggers never lose each other's changes.
 func (s *Service) Tag(ctx context.Context, tenantID, id string, add, remove []string) (Media, error) {
@@ -411,8 +421,29 @@ func (s *Service) Tag(ctx context.Context, tenantID, id string, add, remove []st
 	if err := s.index.Put(ctx, &prev, m); err != nil {
 		return Media{}, apperr.Wrap(apperr.Unavailable, err, "the index is unavailable; run chatvault reindex if this persists")
 	}
+	s.events.Publish(context.WithoutCancel(ctx), tenantID, Event{Type: EventTagged, Media: m,
+		Added: difference(m.Tags, prev.Tags), Removed: difference(prev.Tags, m.Tags)})
 	return m, nil
 }
+
+// difference lists what a has and b lacks.
+func difference(a, b []string) []string {
+	in := map[string]bool{}
+	for _, t := range b {
+		in[t] = true
+	}
+	out := []string{}
+	for _, t := range a {
+		if !in[t] {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+type noEvents struct{}
+
+func (noEvents) Publish(context.Context, string, Event) {}
 
 // Delete removes the index entries first (the record vanishes at once), then
 // the document and the blob.
@@ -438,6 +469,7 @@ func (s *Service) Delete(ctx context.Context, tenantID, id string) error {
 	if err := s.blobs.Delete(ctx, m.BlobKey); err != nil {
 		return apperr.Wrap(apperr.Unavailable, err, "storage is unavailable")
 	}
+	s.events.Publish(context.WithoutCancel(ctx), tenantID, Event{Type: EventDeleted, Media: m})
 	return nil
 }
 

@@ -143,6 +143,9 @@ type Hooks struct {
 	// OnResult reports each finished delivery: the job type, one of the
 	// Outcome constants, and how long the handler ran.
 	OnResult func(jobType, outcome string, d time.Duration)
+	// OnDead reports a job moved to the dead letters, once, after its
+	// status says failed (the application raises media.failed from it).
+	OnDead func(ctx context.Context, job Job, err JobError)
 	// OnError reports Redis failures and handler panics in Run's background
 	// work, which retries on its own and has no caller to return them to.
 	OnError func(op string, err error)

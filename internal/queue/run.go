@@ -473,6 +473,9 @@ func (r *runner) fail(d delivery, cause error, took time.Duration) {
 	if d.bad == nil {
 		q.setStatus(r.bg, job, StateFailed, []any{"attempts", job.Attempt,
 			"err_kind", je.Kind, "err_detail", je.Detail, "err_status", je.Status}, []string{"next_ms"})
+		if q.hooks.OnDead != nil {
+			q.hooks.OnDead(r.bg, job, je)
+		}
 	}
 	q.reportResult(job.Type, OutcomeFailed, took)
 }
