@@ -253,7 +253,7 @@ func (ix *Index) Remove(ctx context.Context, m media.Media) error {
 			releaseSource.Eval(ctx, p, []string{s.source(m.SourceKey)}, m.ID)
 		}
 		for _, t := range m.Tags {
-			p.SRem(ctx, s.tagSet(t), m.ID)
+			s.dropTagMember(ctx, p, t, m.ID)
 		}
 		return nil
 	})

@@ -26,10 +26,17 @@ func (s space) tagMembers(ctx context.Context, p redis.Pipeliner, prev *media.Me
 	if prev != nil {
 		for _, t := range prev.Tags {
 			if !now[t] {
-				p.SRem(ctx, s.tagSet(t), prev.ID)
+				s.dropTagMember(ctx, p, t, prev.ID)
 			}
 		}
 	}
+}
+
+// dropTagMember removes id from tag's set, and the tag from the tenant's
+// list once no media carries it.
+func (s space) dropTagMember(ctx context.Context, p redis.Pipeliner, tag, id string) {
+	p.SRem(ctx, s.tagSet(tag), id)
+	dropUnusedTag.Eval(ctx, p, []string{s.tagNames(), s.tagSet(tag)}, tag)
 }
 
 var dropUnusedTag = redis.NewScript(`
