@@ -34,7 +34,6 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
-	"github.com/chatvault/chatvault/internal/apperr"
 	"github.com/chatvault/chatvault/internal/queue"
 )
 
