@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/chatvault/chatvault/internal/auth"
+	"github.com/chatvault/chatvault/internal/events"
 	"github.com/chatvault/chatvault/internal/idempotency"
 	"github.com/chatvault/chatvault/internal/media"
 	"github.com/chatvault/chatvault/internal/present"
@@ -29,6 +30,8 @@ type Rates func(tenantID string) (key, tenant ratelimit.Limit)
 type Deps struct {
 	Media  *media.Service
 	Queue  *queue.Queue
+	Hooks  *events.Hooks
+	Feed   *events.Feed
 	Claims Claims
 	// Webhooks returns a tenant's inbound webhook secrets.
 	Webhooks    func(tenantID string) (WebhookAuth, bool)
@@ -91,6 +94,10 @@ func NewRouter(d Deps) http.Handler {
 	v1.GET("/customers/:customer_id/media", s.require(auth.ScopeMediaRead), s.listCustomerMedia)
 	v1.GET("/jobs/:job_id", s.getJob)
 	v1.GET("/me", s.me)
+	v1.POST("/hooks", s.require(auth.ScopeHooksManage), s.idempotent, s.createHook)
+	v1.GET("/hooks", s.require(auth.ScopeHooksManage), s.listHooks)
+	v1.DELETE("/hooks/:hook_id", s.require(auth.ScopeHooksManage), s.deleteHook)
+	v1.GET("/events", s.require(auth.ScopeMediaRead), s.listEvents)
 	v1.GET("/tags", s.require(auth.ScopeMediaRead), s.listTags)
 	v1.GET("/admin/dead-letters", s.require(auth.ScopeAdmin), s.listDeadLetters)
 	v1.POST("/admin/dead-letters/:entry_id/retry", s.require(auth.ScopeAdmin), s.retryDeadLetter)

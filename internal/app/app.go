@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -20,8 +21,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/chatvault/chatvault/api"
+	"github.com/chatvault/chatvault/internal/apperr"
 	"github.com/chatvault/chatvault/internal/blobstore"
 	"github.com/chatvault/chatvault/internal/config"
+	"github.com/chatvault/chatvault/internal/events"
 	"github.com/chatvault/chatvault/internal/idempotency"
 	"github.com/chatvault/chatvault/internal/index"
 	"github.com/chatvault/chatvault/internal/media"
@@ -49,6 +52,11 @@ type App struct {
 	Media   *media.Service
 	Queue   *queue.Queue
 	Handler http.Handler
+
+	hooks      *events.Hooks
+	feed       *events.Feed
+	deliveries *queue.Queue
+	deliverer  *events.Deliverer
 
 	processor *worker.Processor
 	metrics   *api.Metrics
@@ -113,10 +121,24 @@ func Build(ctx context.Context, cfg *config.Config, log *slog.Logger, contract C
 		}
 		return out
 	}
-	a.Media = media.NewService(a.blobs, a.index, sourceAdapter{fetcher}, limits, media.WithLogger(log))
 	signer := signedurl.New(secret, cfg.ContentURLTTL)
 	presenter := &present.Presenter{Signer: signer, CRMURLTTL: cfg.CRMURLTTL, Now: time.Now}
 	a.metrics = api.NewMetrics()
+
+	// Events: subscriptions in storage, a feed in Redis, deliveries on a
+	// queue of their own with a day-long retry budget.
+	a.hooks = events.NewHooks(a.blobs, a.rdb, cfg.RedisPrefix, events.WithURLCheck(fetcher.CheckURL))
+	a.feed = events.NewFeed(a.rdb, cfg.RedisPrefix)
+	a.deliveries = queue.New(a.rdb, cfg.RedisPrefix, events.DeliveryQueue, append(events.DeliveryQueueOptions(),
+		queue.WithVisibilityTimeout(cfg.JobVisibility),
+		queue.WithHooks(queue.Hooks{
+			OnResult: a.metrics.ObserveJob,
+			OnError:  func(op string, err error) { log.Warn("delivery queue", "op", op, "err", err) },
+		}))...)
+	a.deliverer = events.NewDeliverer(a.hooks, fetcher.Client)
+	bridge := &eventBridge{pub: events.NewPublisher(a.feed, a.hooks, a.deliveries), presenter: presenter, baseURL: eventBaseURL(cfg), log: log}
+
+	a.Media = media.NewService(a.blobs, a.index, sourceAdapter{fetcher}, limits, media.WithLogger(log), media.WithEvents(bridge))
 	a.Queue = queue.New(a.rdb, cfg.RedisPrefix, "jobs",
 		queue.WithErrorStatus(api.StatusOf),
 		// Provider outages last minutes, and a webhook's media ID lives 7
@@ -126,6 +148,9 @@ func Build(ctx context.Context, cfg *config.Config, log *slog.Logger, contract C
 		queue.WithHooks(queue.Hooks{
 			OnResult: a.metrics.ObserveJob,
 			OnError:  func(op string, err error) { log.Warn("queue", "op", op, "err", err) },
+			OnDead: func(ctx context.Context, job queue.Job, jerr queue.JobError) {
+				bridge.failed(ctx, job, jerr, func(kind string) int { return api.StatusOf(apperr.Kind(kind)) })
+			},
 		}))
 	inbound, err := inboundRules(cfg)
 	if err != nil {
@@ -147,6 +172,8 @@ func Build(ctx context.Context, cfg *config.Config, log *slog.Logger, contract C
 	a.Handler = api.NewRouter(api.Deps{
 		Media:  a.Media,
 		Queue:  a.Queue,
+		Hooks:  a.hooks,
+		Feed:   a.feed,
 		Claims: a.index,
 		Webhooks: func(tenantID string) (api.WebhookAuth, bool) {
 			t, ok := cfg.Tenants[tenantID]
@@ -265,7 +292,27 @@ func (a *App) RunWorkers(ctx context.Context, n int, log *slog.Logger) error {
 	host, _ := os.Hostname()
 	consumer := fmt.Sprintf("%s-%d-%s", host, os.Getpid(), randomHex(4))
 	log.Info("queue workers running", "consumer", consumer, "workers", n)
-	return a.Queue.Run(ctx, consumer, n, a.processor.Handle)
+	// Deliveries wait on the network, not the CPU: as many as archives.
+	errc := make(chan error, 1)
+	go func() { errc <- a.deliveries.Run(ctx, consumer, n, a.deliverer.Handle) }()
+	err := a.Queue.Run(ctx, consumer, n, a.processor.Handle)
+	return errors.Join(err, <-errc)
+}
+
+// eventBaseURL is where content URLs in events point: the public URL, or
+// the listen address for a local first run.
+func eventBaseURL(cfg *config.Config) string {
+	if cfg.PublicURL != "" {
+		return cfg.PublicURL
+	}
+	host, port, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
+		return "http://localhost:8080"
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 func randomHex(n int) string {

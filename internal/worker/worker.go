@@ -93,3 +93,40 @@ func classify(err error) error {
 	}
 	return err
 }
+
+// JobSummary is what a job says about the media it was for, for
+// media.failed events.
+type JobSummary struct {
+	CustomerID string            `json:"customer_id,omitempty"`
+	Kind       string            `json:"kind,omitempty"`
+	Source     map[string]string `json:"source"`
+}
+
+// DescribeJob reads the source and customer of an archive or inbound job.
+func DescribeJob(job queue.Job) (JobSummary, bool) {
+	src := func(typ, id, url string) map[string]string {
+		m := map[string]string{"type": typ}
+		if id != "" {
+			m["media_id"] = id
+		}
+		if url != "" {
+			m["url"] = url
+		}
+		return m
+	}
+	switch job.Type {
+	case TypeArchive:
+		var in media.ArchiveInput
+		if json.Unmarshal(job.Payload, &in) != nil {
+			return JobSummary{}, false
+		}
+		return JobSummary{CustomerID: in.CustomerID, Kind: string(in.Kind), Source: src(in.Source.Type, in.Source.MediaID, in.Source.URL)}, true
+	case TypeInbound:
+		var im webhook.InboundMedia
+		if json.Unmarshal(job.Payload, &im) != nil {
+			return JobSummary{}, false
+		}
+		return JobSummary{Kind: im.Kind, Source: src(im.Provider, im.MediaID, im.URL)}, true
+	}
+	return JobSummary{}, false
+}
