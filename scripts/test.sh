@@ -65,6 +65,9 @@ echo "ok"
 log "OpenAPI lint (redocly)"
 scripts/lint-openapi.sh
 
+log "Zapier app (connectors/zapier, Node 22) against a real chatvault"
+scripts/test-zapier.sh
+
 log "go test -race"
 # Packages share one Redis but use separate key prefixes, so they run in
 # parallel. gotestsum prints go test's output and a closing summary.

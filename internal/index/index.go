@@ -160,7 +160,16 @@ func padMs(t time.Time) string {
 	return strings.Repeat("0", msDigits-len(s)) + s
 }
 
-func member(m media.Media) string { return padMs(m.CreatedAt) + ":" + m.ID }
+func member(m media.Media) string { return padMs(listedAt(m)) + ":" + m.ID }
+
+// listedAt orders a customer's media: when the customer sent it (the
+// message time), or when it was archived if that is unknown.
+func listedAt(m media.Media) time.Time {
+	if !m.Source.ReceivedAt.IsZero() {
+		return m.Source.ReceivedAt
+	}
+	return m.CreatedAt
+}
 
 // memberID returns the media ID of a well-formed member.
 func memberID(mem string) (string, bool) {
