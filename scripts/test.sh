@@ -51,6 +51,10 @@ install_tool versitygw github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VE
 log "gotestsum (test runner with a summary)"
 install_tool gotestsum gotest.tools/gotestsum "$GOTESTSUM_VERSION"
 
+log "ffmpeg (media probing and renditions)"
+scripts/install-ffmpeg.sh
+ffmpeg -version | sed -n 1p
+
 log "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*'))
 if [ -n "$unformatted" ]; then

@@ -280,7 +280,7 @@ func (c *Checker) CheckResponse(req *http.Request, status int, header http.Heade
 		}
 	}
 	if status == http.StatusCreated && isJSON(mediaType) {
-		if err := checkLocation(header, body); err != nil {
+		if err := checkLocation(req.URL.Path, header, body); err != nil {
 			return fail(err)
 		}
 	}
@@ -560,14 +560,15 @@ func checkProblem(req *http.Request, status int, header http.Header, body []byte
 	return errors.Join(errs...)
 }
 
-func checkLocation(header http.Header, body []byte) error {
+func checkLocation(path string, header http.Header, body []byte) error {
 	var m struct {
 		ID string `json:"id"`
 	}
 	if err := json.Unmarshal(body, &m); err != nil || m.ID == "" {
 		return nil // the schema check already said what is wrong
 	}
-	if loc, want := header.Get("Location"), "/v1/media/"+m.ID; loc != want {
+	// A created resource lives under the collection it was posted to.
+	if loc, want := header.Get("Location"), strings.TrimRight(path, "/")+"/"+m.ID; loc != want {
 		return fmt.Errorf("Location is %q, want %q (the created record)", loc, want)
 	}
 	return nil

@@ -2,6 +2,7 @@ package contract
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -176,6 +177,13 @@ var scopes = []string{"media:write", "media:read", "media:tag", "media:delete", 
 // format.
 const webhookPrefix = "/v1/webhooks/"
 
+// keyOnly lists the /v1 operations that any valid API key may call, whatever
+// its scopes: they answer 401 without a key but never 403, so they name no
+// scope and their one security requirement is the bare key.
+var keyOnly = map[string]bool{
+	"GET /v1/me": true, // a key asks who it is (connection tests)
+}
+
 // successContent lists the media types a /v1 operation may answer a 2xx
 // with, beyond application/json: the content download serves the stored
 // bytes, Meta's handshake echoes its challenge as text, and Twilio expects
@@ -202,7 +210,7 @@ func TestOperationConventions(t *testing.T) {
 				if op.OperationID == "" || op.Summary == "" || op.Description == "" {
 					t.Error("wants an operationId, a summary and a description")
 				}
-				checkSecurity(t, op, v1, webhook)
+				checkSecurity(t, op, v1, webhook, keyOnly[name])
 				statuses := op.Responses.Map()
 				want := []string{"500"}
 				switch {
@@ -212,6 +220,11 @@ func TestOperationConventions(t *testing.T) {
 					want = []string{"403", "404", "429", "500", "503"}
 					if op.RequestBody != nil {
 						want = append(want, "401")
+					}
+				case v1 && keyOnly[name]:
+					want = []string{"401", "429", "500", "503"}
+					if statuses["403"] != nil {
+						t.Error("a route open to any valid key documents 403, which it never answers")
 					}
 				case v1:
 					want = []string{"401", "403", "429", "500", "503"}
@@ -303,7 +316,7 @@ func requiredScopes(t *testing.T, op *openapi3.Operation) []string {
 	}
 }
 
-func checkSecurity(t *testing.T, op *openapi3.Operation, v1, webhook bool) {
+func checkSecurity(t *testing.T, op *openapi3.Operation, v1, webhook, anyKey bool) {
 	t.Helper()
 	required := requiredScopes(t, op)
 	if !v1 || webhook {
@@ -312,6 +325,19 @@ func checkSecurity(t *testing.T, op *openapi3.Operation, v1, webhook bool) {
 		}
 		if webhook && !strings.Contains(op.Description, "Authorisation:") {
 			t.Error("a webhook's description must say how it is authorised (Authorisation: ...)")
+		}
+		return
+	}
+	if anyKey {
+		if len(required) != 0 {
+			t.Errorf("x-required-scope is %v on a route open to any valid key", required)
+		}
+		if op.Security == nil || len(*op.Security) != 1 || (*op.Security)[0]["apiKey"] == nil ||
+			len((*op.Security)[0]["apiKey"]) != 0 || len((*op.Security)[0]) != 1 {
+			t.Error("a route open to any valid key must say security: [{apiKey: []}]")
+		}
+		if !strings.Contains(op.Description, "Scope: none") {
+			t.Error("the description does not say Scope: none")
 		}
 		return
 	}
@@ -455,5 +481,90 @@ func TestProblemTypesMatchStatuses(t *testing.T) {
 		if _, ok := problemTypes[code]; !ok {
 			t.Errorf("status %d is documented but has no problem type", code)
 		}
+	}
+}
+
+// The outbound webhooks (the deliveries to REST hook subscriptions) are one
+// POST per event type, as schemas/event-type.json lists them: the event's
+// schema as the body, the delivery headers, and what the receiver's answers
+// mean (2xx delivered, 410 unsubscribed, anything else retried).
+func TestOutboundWebhooks(t *testing.T) {
+	c := checker(t)
+	var types []string
+	for _, v := range readSchema(t, "event-type.json")["enum"].([]any) {
+		types = append(types, v.(string))
+	}
+	var names []string
+	for name := range c.doc.Webhooks {
+		names = append(names, name)
+	}
+	if !slices.Equal(slices.Sorted(slices.Values(names)), slices.Sorted(slices.Values(types))) {
+		t.Fatalf("webhooks are %v, want one for each event type %v", names, types)
+	}
+	// The feed's union names every per-type schema.
+	var union []string
+	for _, v := range readSchema(t, "event.json")["oneOf"].([]any) {
+		union = append(union, v.(map[string]any)["$ref"].(string))
+	}
+	for _, typ := range types {
+		t.Run(typ, func(t *testing.T) {
+			item := c.doc.Webhooks[typ]
+			if ops := item.Operations(); len(ops) != 1 || item.Post == nil {
+				t.Fatalf("operations %v, want only POST", slices.Collect(maps.Keys(ops)))
+			}
+			op := item.Post
+			if op.OperationID == "" || op.Summary == "" || op.Description == "" {
+				t.Error("wants an operationId, a summary and a description")
+			}
+			if !slices.Equal(op.Tags, []string{"events"}) {
+				t.Errorf("tags are %v, want [events]", op.Tags)
+			}
+			if op.Security == nil || len(*op.Security) != 0 {
+				t.Error("a delivery carries no API key: want security: []")
+			}
+			file := "event-" + strings.ReplaceAll(typ, ".", "-") + ".json"
+			if !slices.Contains(union, file) {
+				t.Errorf("event.json's oneOf does not name %s", file)
+			}
+			props := readSchema(t, file)["properties"].(map[string]any)
+			if got := props["type"].(map[string]any)["const"]; got != typ {
+				t.Errorf("%s: type is const %v, want %q", file, got, typ)
+			}
+			if op.RequestBody == nil || !op.RequestBody.Value.Required {
+				t.Fatal("no required request body")
+			}
+			content := op.RequestBody.Value.Content
+			if keys := sortedKeys(content); !slices.Equal(keys, []string{"application/json"}) {
+				t.Errorf("body content is %v, want [application/json]", keys)
+			} else if ref := content["application/json"].Schema.Ref; ref != "./schemas/"+file {
+				t.Errorf("body schema is %q, want ./schemas/%s", ref, file)
+			}
+			for _, name := range []string{"Chatvault-Event-Id", "Chatvault-Event-Type", "Chatvault-Signature", "User-Agent"} {
+				var p *openapi3.Parameter
+				for _, ref := range op.Parameters {
+					if ref.Value != nil && ref.Value.In == "header" && ref.Value.Name == name {
+						p = ref.Value
+					}
+				}
+				if p == nil || !p.Required {
+					t.Errorf("header %s is not documented as required", name)
+					continue
+				}
+				if name == "Chatvault-Event-Type" {
+					if got := p.Schema.Value.Const; got != typ {
+						t.Errorf("Chatvault-Event-Type is const %v, want %q", got, typ)
+					}
+				}
+			}
+			statuses := op.Responses.Map()
+			for _, s := range []string{"2XX", "410", "default"} {
+				if statuses[s] == nil {
+					t.Errorf("does not document the receiver's %s answer", s)
+				}
+			}
+			if len(statuses) != 3 {
+				t.Errorf("answers %v, want exactly 2XX, 410 and default", slices.Sorted(maps.Keys(statuses)))
+			}
+		})
 	}
 }
