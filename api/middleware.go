@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -305,13 +304,9 @@ func readBody(c *gin.Context) ([]byte, error) {
 	if ct != "application/json" && !strings.HasSuffix(ct, "+json") {
 		return nil, apperr.New(apperr.UnsupportedMedia, "send the request body as application/json")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxBodyBytes))
+	body, err := rawBody(c)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, apperr.New(apperr.TooLarge, "the request body is over %d bytes", MaxBodyBytes)
-		}
-		return nil, apperr.Wrap(apperr.Invalid, err, "the request body could not be read")
+		return nil, err
 	}
 	c.Set("chatvault.body", body)
 	c.Request.Body = io.NopCloser(bytes.NewReader(body))

@@ -77,16 +77,16 @@ func webhookAuth(c *gin.Context) WebhookAuth {
 	return a
 }
 
-// rawBody reads a webhook body, capped, without parsing it: signatures are
-// checked over the exact bytes first.
+// rawBody reads a request body, capped at MaxBodyBytes, without parsing it:
+// webhook signatures are checked over the exact bytes first.
 func rawBody(c *gin.Context) ([]byte, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, apperr.New(apperr.TooLarge, "the webhook body is over %d bytes", MaxBodyBytes)
+			return nil, apperr.New(apperr.TooLarge, "the request body is over %d bytes", MaxBodyBytes)
 		}
-		return nil, apperr.Wrap(apperr.Invalid, err, "the webhook body could not be read")
+		return nil, apperr.Wrap(apperr.Invalid, err, "the request body could not be read")
 	}
 	return body, nil
 }

@@ -27,22 +27,12 @@ type Media struct {
 	Caption             string            `json:"caption"`
 	Tags                []string          `json:"tags"`
 	Metadata            map[string]string `json:"metadata"`
-	Source              Source            `json:"source"`
+	Source              media.Source      `json:"source"`
 	CreatedAt           time.Time         `json:"created_at"`
 	UpdatedAt           time.Time         `json:"updated_at"`
 	ContentURL          string            `json:"content_url"`
 	ContentURLExpiresAt time.Time         `json:"content_url_expires_at"`
 	CRMFields           map[string]string `json:"crm_fields"`
-}
-
-// Source is where a record came from.
-type Source struct {
-	Type       string    `json:"type"`
-	MediaID    string    `json:"media_id,omitempty"`
-	URL        string    `json:"url,omitempty"`
-	MessageID  string    `json:"message_id,omitempty"`
-	From       string    `json:"from,omitempty"`
-	ReceivedAt time.Time `json:"received_at"`
 }
 
 // Presenter renders records; it holds the URL signer and lifetimes.
@@ -73,8 +63,7 @@ func (p *Presenter) Media(m media.Media, base string) Media {
 	return Media{
 		ID: m.ID, CustomerID: m.CustomerID, Kind: m.Kind, MimeType: m.MimeType, SizeBytes: m.SizeBytes,
 		SHA256: m.SHA256, Filename: m.Filename, Caption: m.Caption, Tags: tags, Metadata: meta,
-		Source: Source{Type: m.Source.Type, MediaID: m.Source.MediaID, URL: m.Source.URL,
-			MessageID: m.Source.MessageID, From: m.Source.From, ReceivedAt: m.Source.ReceivedAt},
+		Source:    m.Source,
 		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
 		ContentURL: contentURL, ContentURLExpiresAt: exp,
 		CRMFields: map[string]string{
