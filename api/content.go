@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -12,6 +14,7 @@ import (
 
 	"github.com/chatvault/chatvault/internal/apperr"
 	"github.com/chatvault/chatvault/internal/auth"
+	"github.com/chatvault/chatvault/internal/media"
 )
 
 // content streams a record's bytes, with single-range support. Nothing is
@@ -27,8 +30,9 @@ func (s *server) content(c *gin.Context) {
 		c.Error(apperr.New(apperr.Forbidden, "this API key lacks the %s scope", auth.ScopeMediaRead))
 		return
 	}
-	if c.Query("rendition") != "" {
-		c.Error(apperr.WithFields("unknown rendition", apperr.FieldError{Pointer: "query:rendition", Detail: "no renditions exist yet; omit it for the original"}))
+	rendition := c.Query("rendition")
+	if rendition != "" && !renditionName.MatchString(rendition) {
+		c.Error(apperr.WithFields("invalid rendition", apperr.FieldError{Pointer: "query:rendition", Detail: "a rendition name such as mp3, mp4, poster or thumb"}))
 		return
 	}
 	m, err := s.Media.Get(c.Request.Context(), p.TenantID, id)
@@ -36,7 +40,12 @@ func (s *server) content(c *gin.Context) {
 		c.Error(err)
 		return
 	}
-	etag := `"` + m.SHA256 + `"`
+	file, err := m.Content(rendition)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	etag := `"` + file.SHA256 + `"`
 	h := c.Writer.Header()
 	h.Set("ETag", etag)
 	h.Set("Accept-Ranges", "bytes")
@@ -44,37 +53,52 @@ func (s *server) content(c *gin.Context) {
 	// Stored documents may be HTML or SVG: never let them run script on our origin.
 	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
 	h.Set("Cache-Control", "private, max-age=300")
-	h.Set("Content-Disposition", contentDisposition(m.Filename))
+	h.Set("Content-Disposition", contentDisposition(filenameOf(m.Filename, file)))
+	if file.Rendition != "" {
+		h.Set("Chatvault-Rendition", file.Rendition)
+	}
 	if inm := c.GetHeader("If-None-Match"); inm != "" && (inm == etag || inm == "*") {
 		c.Status(http.StatusNotModified)
 		c.Writer.WriteHeaderNow()
 		return
 	}
 
-	offset, length, partial, err := parseRange(c.GetHeader("Range"), m.SizeBytes)
+	offset, length, partial, err := parseRange(c.GetHeader("Range"), file.SizeBytes)
 	if err != nil {
-		h.Set("Content-Range", fmt.Sprintf("bytes */%d", m.SizeBytes))
+		h.Set("Content-Range", fmt.Sprintf("bytes */%d", file.SizeBytes))
 		c.Error(err)
 		return
 	}
-	r, err := s.Media.OpenContent(c.Request.Context(), m, offset, length)
+	r, err := s.Media.Open(c.Request.Context(), file, offset, length)
 	if err != nil {
 		c.Error(err)
 		return
 	}
 	defer r.Close()
-	h.Set("Content-Type", m.MimeType)
+	h.Set("Content-Type", file.MimeType)
 	h.Set("Content-Length", strconv.FormatInt(length, 10))
 	status := http.StatusOK
 	if partial {
 		status = http.StatusPartialContent
-		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", offset, offset+length-1, m.SizeBytes))
+		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", offset, offset+length-1, file.SizeBytes))
 	}
 	c.Status(status)
 	if _, err := io.Copy(c.Writer, r); err != nil {
 		// Headers are gone; the client sees a short body and retries.
 		s.log.WarnContext(c.Request.Context(), "streaming content stopped", "media_id", id, "err", err)
 	}
+}
+
+var renditionName = regexp.MustCompile(`^[a-z0-9]{1,16}$`)
+
+// filenameOf names a served file: the original's name, or for a rendition
+// that name with the rendition's extension ("voice.ogg" → "voice.mp3").
+func filenameOf(original string, f media.Content) string {
+	if original == "" || f.Rendition == "" {
+		return original
+	}
+	ext := path.Ext(f.BlobKey)
+	return strings.TrimSuffix(original, path.Ext(original)) + ext
 }
 
 // contentDisposition always quotes the filename, with an ASCII fallback and

@@ -116,6 +116,17 @@ func (s *server) tagMedia(c *gin.Context) {
 	s.writeJSON(c, http.StatusOK, s.viewOf(c, m))
 }
 
+// reprocessMedia queues probing and renditions again and answers 202 with
+// the record, whose processing state is pending until the workers finish.
+func (s *server) reprocessMedia(c *gin.Context) {
+	m, err := s.Media.Reprocess(c.Request.Context(), principal(c).TenantID, c.Param("media_id"))
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	s.writeJSON(c, http.StatusAccepted, s.viewOf(c, m))
+}
+
 func (s *server) listCustomerMedia(c *gin.Context) {
 	q, err := listQuery(c)
 	if err != nil {

@@ -99,6 +99,10 @@ type envOptions struct {
 	limits     string // YAML for acme's limits block
 	noWorkers  bool   // start no queue workers (see startWorkers)
 	visibility string // CHATVAULT_JOB_VISIBILITY_TIMEOUT
+	// processing is YAML for acme's processing block; "" turns processing
+	// off, so tests of other things run no ffmpeg.
+	processing string
+	vars       map[string]string // more environment variables
 }
 
 // newEnv starts the real service (real Redis, real storage) in-process.
@@ -118,6 +122,10 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	if limits == "" {
 		limits = "{}"
 	}
+	processing := opts.processing
+	if processing == "" {
+		processing = "{enabled: false}"
+	}
 	yaml := fmt.Sprintf(`tenants:
   - id: acme
     api_keys:
@@ -136,6 +144,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
       - {tag: visual, kinds: [image, video]}
     url_allowlist: [%q, %q, %q, %q, %q]
     limits: %s
+    processing: %s
   - id: globex
     api_keys:
       - {id: full, hash: %q, scopes: [admin]}
@@ -146,7 +155,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
     rate_limit: {key: "2/1h", key_burst: 2, tenant: "100/1m", tenant_burst: 100}
 `, auth.HashKey(keyAcme), auth.HashKey(keyAcmeRead), auth.HashKey(keyAcmeAdmin), e.graph.BaseURL, metaAppSecret, metaVerifyToken,
 		twilioAccount, twilioAuthToken, e.twilio.APIHost, e.d360.BaseURL, dialog360Key, dialog360Webhook,
-		e.origin.HostPort(), e.graph.HostPort(), e.twilio.HostPort(), e.twilio.CDNHostPort(), e.d360.HostPort(), limits,
+		e.origin.HostPort(), e.graph.HostPort(), e.twilio.HostPort(), e.twilio.CDNHostPort(), e.d360.HostPort(), limits, processing,
 		auth.HashKey(keyGlobex), e.origin.HostPort(), auth.HashKey(keyRateLimit))
 	cfgPath := filepath.Join(t.TempDir(), "chatvault.yaml")
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
@@ -159,6 +168,9 @@ func newEnv(t *testing.T, opts envOptions) *env {
 		"CHATVAULT_CONFIG":         cfgPath,
 		"CHATVAULT_SIGNING_SECRET": "test-signing-secret",
 		"ACME_TOKEN":               e.graph.Token,
+	}
+	for k, v := range opts.vars {
+		vars[k] = v
 	}
 	if opts.visibility != "" {
 		vars["CHATVAULT_JOB_VISIBILITY_TIMEOUT"] = opts.visibility

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -15,7 +16,7 @@ import (
 // hookRequest is the body of POST /v1/hooks (schemas/hook-request.json).
 type hookRequest struct {
 	URL     string          `json:"url" validate:"required,max=2048,url"`
-	Events  []string        `json:"events" validate:"required,min=1,max=4,dive,oneof=media.archived media.tagged media.deleted media.failed"`
+	Events  []string        `json:"events" validate:"required,min=1,max=5,dive,oneof=media.archived media.tagged media.deleted media.failed media.processed"`
 	Filters *events.Filters `json:"filters"`
 }
 
@@ -94,7 +95,7 @@ type eventView struct {
 func (s *server) listEvents(c *gin.Context) {
 	q := events.FeedQuery{Type: c.Query("type"), CustomerID: c.Query("customer_id"), Kind: c.Query("kind"), Tag: c.Query("tag"), Cursor: c.Query("cursor")}
 	if q.Type == "" || !events.ValidType(q.Type) {
-		c.Error(apperr.WithFields("invalid query parameters", apperr.FieldError{Pointer: "query:type", Detail: "one of media.archived, media.tagged, media.deleted, media.failed is required"}))
+		c.Error(apperr.WithFields("invalid query parameters", apperr.FieldError{Pointer: "query:type", Detail: "one of " + strings.Join(events.Types, ", ") + " is required"}))
 		return
 	}
 	if v := c.Query("limit"); v != "" {

@@ -91,6 +91,7 @@ func NewRouter(d Deps) http.Handler {
 	v1.GET("/media/:media_id", s.require(auth.ScopeMediaRead), s.getMedia)
 	v1.DELETE("/media/:media_id", s.require(auth.ScopeMediaDelete), s.deleteMedia)
 	v1.POST("/media/:media_id/tags", s.require(auth.ScopeMediaTag), s.idempotent, s.tagMedia)
+	v1.POST("/media/:media_id/process", s.require(auth.ScopeMediaWrite), s.reprocessMedia)
 	v1.GET("/customers/:customer_id/media", s.require(auth.ScopeMediaRead), s.listCustomerMedia)
 	v1.GET("/jobs/:job_id", s.getJob)
 	v1.GET("/me", s.me)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -29,10 +30,12 @@ import (
 	"github.com/chatvault/chatvault/internal/index"
 	"github.com/chatvault/chatvault/internal/media"
 	"github.com/chatvault/chatvault/internal/present"
+	"github.com/chatvault/chatvault/internal/process"
 	"github.com/chatvault/chatvault/internal/queue"
 	"github.com/chatvault/chatvault/internal/ratelimit"
 	"github.com/chatvault/chatvault/internal/signedurl"
 	"github.com/chatvault/chatvault/internal/source"
+	"github.com/chatvault/chatvault/internal/transcode"
 	"github.com/chatvault/chatvault/internal/webhook"
 	"github.com/chatvault/chatvault/internal/worker"
 )
@@ -60,6 +63,13 @@ type App struct {
 
 	processor *worker.Processor
 	metrics   *api.Metrics
+
+	// Processing: probing and renditions on a queue of their own; nil
+	// transcoder when processing is off.
+	Processing  *queue.Queue
+	transcoder  *transcode.Transcoder
+	mediaProc   *process.Processor
+	procWorkers int
 }
 
 // Build wires every concrete adapter; it is the only place that does.
@@ -122,7 +132,8 @@ func Build(ctx context.Context, cfg *config.Config, log *slog.Logger, contract C
 		return out
 	}
 	signer := signedurl.New(secret, cfg.ContentURLTTL)
-	presenter := &present.Presenter{Signer: signer, CRMURLTTL: cfg.CRMURLTTL, Now: time.Now}
+	presenter := &present.Presenter{Signer: signer, CRMURLTTL: cfg.CRMURLTTL, Now: time.Now,
+		Status: func(kind string) int { return api.StatusOf(apperr.Kind(kind)) }}
 	a.metrics = api.NewMetrics()
 
 	// Events: subscriptions in storage, a feed in Redis, deliveries on a
@@ -138,7 +149,45 @@ func Build(ctx context.Context, cfg *config.Config, log *slog.Logger, contract C
 	a.deliverer = events.NewDeliverer(a.hooks, fetcher.Client)
 	bridge := &eventBridge{pub: events.NewPublisher(a.feed, a.hooks, a.deliveries), presenter: presenter, baseURL: eventBaseURL(cfg), log: log}
 
-	a.Media = media.NewService(a.blobs, a.index, sourceAdapter{fetcher}, limits, media.WithLogger(log), media.WithEvents(bridge))
+	if err := a.buildTranscoder(cfg, log); err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.Processing = queue.New(a.rdb, cfg.RedisPrefix, "process",
+		queue.WithErrorStatus(api.StatusOf),
+		// Broken media are recorded, not retried; what is retried is
+		// storage or Redis trouble, worth about an hour.
+		queue.WithMaxAttempts(8), queue.WithBackoff(10*time.Second, 20*time.Minute),
+		queue.WithVisibilityTimeout(cfg.JobVisibility),
+		queue.WithHooks(queue.Hooks{
+			OnResult: a.metrics.ObserveJob,
+			OnError:  func(op string, err error) { log.Warn("processing queue", "op", op, "err", err) },
+			OnDead: func(ctx context.Context, job queue.Job, jerr queue.JobError) {
+				var ref worker.MediaRef
+				if job.Type == worker.TypeProcess && json.Unmarshal(job.Payload, &ref) == nil && a.mediaProc != nil {
+					a.mediaProc.Fail(ctx, job.TenantID, ref.MediaID, job.ID, jerr.Kind, jerr.Detail)
+				}
+			},
+		}))
+	sched := scheduler{a.Processing}
+	policy := func(tenantID string) media.Policy {
+		t, ok := cfg.Tenants[tenantID]
+		if !ok || a.transcoder == nil && cfg.Processing != "on" {
+			return media.Policy{}
+		}
+		return media.Policy{Process: t.Process.Enabled, CompressOversize: t.Process.CompressOversize, OversizeLimit: t.Process.OversizeLimit}
+	}
+	a.Media = media.NewService(a.blobs, a.index, sourceAdapter{fetcher}, limits, media.WithLogger(log), media.WithEvents(bridge),
+		media.WithProcessing(policy, sched))
+	if a.transcoder != nil {
+		a.mediaProc = process.New(a.Media, a.transcoder, func(tenantID string) (process.Settings, bool) {
+			t, ok := cfg.Tenants[tenantID]
+			if !ok {
+				return process.Settings{}, false
+			}
+			return process.Settings{Enabled: t.Process.Enabled, Options: t.Process.Options, ReplaceAfter: t.Process.ReplaceAfter}, true
+		}, sched, log)
+	}
 	a.Queue = queue.New(a.rdb, cfg.RedisPrefix, "jobs",
 		queue.WithErrorStatus(api.StatusOf),
 		// Provider outages last minutes, and a webhook's media ID lives 7
@@ -149,7 +198,7 @@ func Build(ctx context.Context, cfg *config.Config, log *slog.Logger, contract C
 			OnResult: a.metrics.ObserveJob,
 			OnError:  func(op string, err error) { log.Warn("queue", "op", op, "err", err) },
 			OnDead: func(ctx context.Context, job queue.Job, jerr queue.JobError) {
-				bridge.failed(ctx, job, jerr, func(kind string) int { return api.StatusOf(apperr.Kind(kind)) })
+				bridge.failed(ctx, job, jerr)
 			},
 		}))
 	inbound, err := inboundRules(cfg)
@@ -295,8 +344,57 @@ func (a *App) RunWorkers(ctx context.Context, n int, log *slog.Logger) error {
 	// Deliveries wait on the network, not the CPU: as many as archives.
 	errc := make(chan error, 1)
 	go func() { errc <- a.deliveries.Run(ctx, consumer, n, a.deliverer.Handle) }()
+	perrc := make(chan error, 1)
+	if a.mediaProc != nil {
+		// ffmpeg is CPU-bound: as many processing workers as transcoder slots.
+		go func() { perrc <- a.Processing.Run(ctx, consumer, a.procWorkers, worker.ProcessHandler(a.mediaProc)) }()
+	} else {
+		perrc <- nil
+	}
 	err := a.Queue.Run(ctx, consumer, n, a.processor.Handle)
-	return errors.Join(err, <-errc)
+	return errors.Join(err, <-errc, <-perrc)
+}
+
+// buildTranscoder finds ffmpeg unless processing is off. Without it,
+// "auto" turns processing off with a warning and "on" fails.
+func (a *App) buildTranscoder(cfg *config.Config, log *slog.Logger) error {
+	if cfg.Processing == "off" {
+		return nil
+	}
+	tc, err := transcode.New(transcode.Config{Concurrency: cfg.TranscodeWorkers, Timeout: cfg.TranscodeTimeout, TempDir: cfg.TranscodeTempDir})
+	if err != nil {
+		if cfg.Processing == "on" {
+			return fmt.Errorf("CHATVAULT_PROCESSING=on: %w", err)
+		}
+		log.Warn("media processing is off: no probing and no renditions (scripts/install-ffmpeg.sh installs ffmpeg)", "err", err)
+		return nil
+	}
+	a.transcoder = tc
+	a.procWorkers = tc.Config().Concurrency
+	return nil
+}
+
+// scheduler queues processing and replacement jobs.
+type scheduler struct{ q *queue.Queue }
+
+func (s scheduler) ScheduleProcessing(ctx context.Context, m media.Media) error {
+	return s.enqueue(ctx, worker.TypeProcess, m, time.Time{})
+}
+
+func (s scheduler) ScheduleReplacement(ctx context.Context, m media.Media) error {
+	if m.Original.ReplaceAfter == nil {
+		return nil
+	}
+	return s.enqueue(ctx, worker.TypeReplace, m, *m.Original.ReplaceAfter)
+}
+
+func (s scheduler) enqueue(ctx context.Context, typ string, m media.Media, at time.Time) error {
+	payload, err := json.Marshal(worker.MediaRef{MediaID: m.ID})
+	if err != nil {
+		return err
+	}
+	_, err = s.q.EnqueueAt(ctx, queue.Job{Type: typ, TenantID: m.TenantID, Payload: payload}, at)
+	return err
 }
 
 // eventBaseURL is where content URLs in events point: the public URL, or

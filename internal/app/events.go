@@ -30,6 +30,19 @@ func (b *eventBridge) Publish(ctx context.Context, tenantID string, e media.Even
 		data = map[string]any{"media": b.presenter.Media(e.Media, b.baseURL), "added": e.Added, "removed": e.Removed}
 	case media.EventDeleted:
 		data = map[string]any{"media_id": e.Media.ID, "customer_id": e.Media.CustomerID, "kind": e.Media.Kind}
+	case media.EventProcessed:
+		data = map[string]any{"media": b.presenter.Media(e.Media, b.baseURL)}
+	case media.EventFailed:
+		failures := make([]map[string]any, 0, len(e.Failures))
+		for _, f := range e.Failures {
+			failures = append(failures, map[string]any{"rendition": f.Rendition, "error": b.jobError(f.Kind, f.Detail)})
+		}
+		first := e.Failures[0]
+		data = map[string]any{
+			"job_id": e.JobID, "stage": "processing", "media_id": e.Media.ID, "customer_id": e.Media.CustomerID,
+			"error": b.jobError(first.Kind, first.Detail), "failures": failures,
+			"media": b.presenter.Media(e.Media, b.baseURL),
+		}
 	default:
 		return
 	}
@@ -38,13 +51,14 @@ func (b *eventBridge) Publish(ctx context.Context, tenantID string, e media.Even
 
 // failed raises media.failed for an archive job that landed in the dead
 // letters.
-func (b *eventBridge) failed(ctx context.Context, job queue.Job, jerr queue.JobError, status func(string) int) {
+func (b *eventBridge) failed(ctx context.Context, job queue.Job, jerr queue.JobError) {
 	if job.Type != worker.TypeArchive && job.Type != worker.TypeInbound {
 		return
 	}
 	data := map[string]any{
 		"job_id": job.ID,
-		"error":  map[string]any{"type": "urn:chatvault:problem:" + jerr.Kind, "status": status(jerr.Kind), "detail": jerr.Detail},
+		"stage":  "archive",
+		"error":  b.jobError(jerr.Kind, jerr.Detail),
 	}
 	e := events.Event{Type: events.TypeFailed, TenantID: job.TenantID}
 	if in, ok := worker.DescribeJob(job); ok {
@@ -56,6 +70,11 @@ func (b *eventBridge) failed(ctx context.Context, job queue.Job, jerr queue.JobE
 		e.Kind = in.Kind
 	}
 	b.publish(ctx, e, data)
+}
+
+// jobError renders an error as schemas/job-error.json has it.
+func (b *eventBridge) jobError(kind, detail string) present.JobError {
+	return b.presenter.JobError(kind, detail)
 }
 
 func (b *eventBridge) publish(ctx context.Context, e events.Event, data any) {

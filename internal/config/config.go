@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/chatvault/chatvault/internal/auth"
+	"github.com/chatvault/chatvault/internal/transcode"
 )
 
 // Config is the whole process configuration.
@@ -37,10 +38,16 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	LogLevel        string
 	Workers         int // queue workers per process; 0 runs none
-	JobVisibility   time.Duration
-	ConfigFile      string
-	Defaults        TenantDefaults
-	Tenants         map[string]*Tenant
+	// Processing is "auto" (on when ffmpeg is found), "on" (ffmpeg required)
+	// or "off" (no probing or renditions for any tenant).
+	Processing       string
+	TranscodeWorkers int           // ffmpeg processes at once per process; 0: the number of cores
+	TranscodeTimeout time.Duration // per ffmpeg or ffprobe run
+	TranscodeTempDir string        // "" for the system's
+	JobVisibility    time.Duration
+	ConfigFile       string
+	Defaults         TenantDefaults
+	Tenants          map[string]*Tenant
 	// DevKey is true when CHATVAULT_API_KEY made a single-tenant dev key.
 	DevKey bool
 }
@@ -73,6 +80,7 @@ type Tenant struct {
 	URLAuth       []HeaderRule      `yaml:"url_auth"`
 	URLAllowlist  []string          `yaml:"url_allowlist"`
 	Limits        map[string]string `yaml:"limits"`
+	Processing    Processing        `yaml:"processing"`
 	RateLimit     struct {
 		Key         string `yaml:"key"`
 		KeyBurst    int    `yaml:"key_burst"`
@@ -82,9 +90,55 @@ type Tenant struct {
 
 	// Resolved by Load.
 	SizeLimits map[string]int64 `yaml:"-"`
+	Process    ProcessSettings  `yaml:"-"`
 	KeyRate    Rate             `yaml:"-"`
 	TenantRate Rate             `yaml:"-"`
 }
+
+// Processing is a tenant's media-processing settings, as the YAML has them.
+type Processing struct {
+	Enabled *bool `yaml:"enabled"` // default true
+	// Renditions lists the renditions to make: audio (MP3 or M4A), video
+	// (MP4), poster and thumbnail. Default: all four.
+	Renditions     []string `yaml:"renditions"`
+	AudioFormat    string   `yaml:"audio_format"`  // mp3 (default) or m4a
+	AudioBitrate   string   `yaml:"audio_bitrate"` // default 64k
+	VideoMaxHeight int      `yaml:"video_max_height"`
+	VideoCRF       int      `yaml:"video_crf"`
+	ThumbFormat    string   `yaml:"thumbnail_format"` // webp (default) or jpeg
+	ThumbMaxSize   int      `yaml:"thumbnail_max_size"`
+	// ReplaceOriginalsAfterDays replaces an audio or video original by its
+	// compressed rendition this many days after archiving, when that is
+	// smaller. 0 (the default) keeps originals for good.
+	ReplaceOriginalsAfterDays int `yaml:"replace_originals_after_days"`
+	// CompressOversize accepts audio and video over the kind's limit, up to
+	// OversizeLimit, and replaces the original by its compressed rendition
+	// as soon as that exists. Off by default: oversize is refused with 413.
+	CompressOversize bool   `yaml:"compress_oversize"`
+	OversizeLimit    string `yaml:"oversize_limit"` // default 256MiB
+}
+
+// ProcessSettings are a tenant's resolved processing settings.
+type ProcessSettings struct {
+	Enabled          bool
+	Options          transcode.Options
+	ReplaceAfter     time.Duration // 0: originals are kept
+	CompressOversize bool
+	OversizeLimit    int64
+}
+
+// RenditionGroups are the names tenants turn renditions on with, and the
+// transcode renditions each covers.
+var RenditionGroups = map[string][]string{
+	"audio":     {"mp3", "m4a"},
+	"video":     {"mp4"},
+	"poster":    {"poster"},
+	"thumbnail": {"thumb"},
+}
+
+// DefaultOversizeLimit is the most a tenant that compresses oversize media
+// accepts, unless it sets processing.oversize_limit.
+const DefaultOversizeLimit = 256 << 20
 
 // APIKey is a hashed key with its scopes.
 type APIKey struct {
@@ -181,24 +235,27 @@ func Load(getenv func(string) string) (*Config, error) {
 		return d
 	}
 	c := &Config{
-		Addr:            env("CHATVAULT_ADDR", ":8080"),
-		PublicURL:       strings.TrimRight(env("CHATVAULT_PUBLIC_URL", ""), "/"),
-		RedisURL:        env("REDIS_URL", ""),
-		RedisCluster:    splitList(env("REDIS_CLUSTER_ADDRS", "")),
-		RedisSentinel:   splitList(env("REDIS_SENTINEL_ADDRS", "")),
-		RedisMaster:     env("REDIS_SENTINEL_MASTER", ""),
-		RedisPassword:   env("REDIS_PASSWORD", ""),
-		RedisPrefix:     env("CHATVAULT_REDIS_PREFIX", "cv:"),
-		DataDir:         env("CHATVAULT_DATA_DIR", "./data"),
-		StorageURL:      env("STORAGE_URL", ""),
-		SigningSecret:   env("CHATVAULT_SIGNING_SECRET", ""),
-		ContentURLTTL:   dur("CHATVAULT_CONTENT_URL_TTL", 15*time.Minute),
-		CRMURLTTL:       dur("CHATVAULT_CRM_URL_TTL", 7*24*time.Hour),
-		ShutdownTimeout: dur("CHATVAULT_SHUTDOWN_TIMEOUT", 60*time.Second),
-		JobVisibility:   dur("CHATVAULT_JOB_VISIBILITY_TIMEOUT", 2*time.Minute),
-		LogLevel:        env("CHATVAULT_LOG_LEVEL", "info"),
-		ConfigFile:      env("CHATVAULT_CONFIG", ""),
-		Tenants:         map[string]*Tenant{},
+		Addr:             env("CHATVAULT_ADDR", ":8080"),
+		PublicURL:        strings.TrimRight(env("CHATVAULT_PUBLIC_URL", ""), "/"),
+		RedisURL:         env("REDIS_URL", ""),
+		RedisCluster:     splitList(env("REDIS_CLUSTER_ADDRS", "")),
+		RedisSentinel:    splitList(env("REDIS_SENTINEL_ADDRS", "")),
+		RedisMaster:      env("REDIS_SENTINEL_MASTER", ""),
+		RedisPassword:    env("REDIS_PASSWORD", ""),
+		RedisPrefix:      env("CHATVAULT_REDIS_PREFIX", "cv:"),
+		DataDir:          env("CHATVAULT_DATA_DIR", "./data"),
+		StorageURL:       env("STORAGE_URL", ""),
+		SigningSecret:    env("CHATVAULT_SIGNING_SECRET", ""),
+		ContentURLTTL:    dur("CHATVAULT_CONTENT_URL_TTL", 15*time.Minute),
+		CRMURLTTL:        dur("CHATVAULT_CRM_URL_TTL", 7*24*time.Hour),
+		ShutdownTimeout:  dur("CHATVAULT_SHUTDOWN_TIMEOUT", 60*time.Second),
+		JobVisibility:    dur("CHATVAULT_JOB_VISIBILITY_TIMEOUT", 2*time.Minute),
+		LogLevel:         env("CHATVAULT_LOG_LEVEL", "info"),
+		Processing:       env("CHATVAULT_PROCESSING", "auto"),
+		TranscodeTimeout: dur("CHATVAULT_TRANSCODE_TIMEOUT", 2*time.Minute),
+		TranscodeTempDir: env("CHATVAULT_TRANSCODE_TMPDIR", ""),
+		ConfigFile:       env("CHATVAULT_CONFIG", ""),
+		Tenants:          map[string]*Tenant{},
 	}
 	if strings.ContainsAny(c.RedisPrefix, "{}") {
 		errs = append(errs, errors.New("CHATVAULT_REDIS_PREFIX must not contain braces (they are Redis Cluster hash tags)"))
@@ -251,6 +308,19 @@ func Load(getenv func(string) string) (*Config, error) {
 			errs = append(errs, fmt.Errorf("CHATVAULT_WORKERS: %q must be a whole number (0 runs no workers)", v))
 		}
 		c.Workers = n
+	}
+
+	switch c.Processing {
+	case "auto", "on", "off":
+	default:
+		errs = append(errs, fmt.Errorf("CHATVAULT_PROCESSING: %q must be auto, on or off", c.Processing))
+	}
+	if v := env("CHATVAULT_TRANSCODE_WORKERS", ""); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			errs = append(errs, fmt.Errorf("CHATVAULT_TRANSCODE_WORKERS: %q must be a positive whole number", v))
+		}
+		c.TranscodeWorkers = n
 	}
 
 	if c.ConfigFile != "" {
@@ -341,7 +411,64 @@ func (c *Config) resolveTenant(t *Tenant) error {
 			return fmt.Errorf("tenant %s: url_auth entries need host and header", t.ID)
 		}
 	}
+	if t.Process, err = resolveProcessing(t.Processing); err != nil {
+		return fmt.Errorf("tenant %s: processing: %w", t.ID, err)
+	}
 	return nil
+}
+
+func resolveProcessing(p Processing) (ProcessSettings, error) {
+	ps := ProcessSettings{
+		Enabled: p.Enabled == nil || *p.Enabled,
+		Options: transcode.Options{
+			AudioFormat: p.AudioFormat,
+			ThumbFormat: p.ThumbFormat,
+			Params: transcode.Params{
+				AudioBitrate:   p.AudioBitrate,
+				VideoMaxHeight: p.VideoMaxHeight,
+				VideoCRF:       p.VideoCRF,
+				ThumbMaxSize:   p.ThumbMaxSize,
+			},
+		},
+		CompressOversize: p.CompressOversize,
+		OversizeLimit:    DefaultOversizeLimit,
+	}
+	if p.Renditions != nil {
+		on := map[string]bool{}
+		for _, r := range p.Renditions {
+			if _, ok := RenditionGroups[r]; !ok {
+				return ps, fmt.Errorf("renditions: unknown rendition %q: want audio, video, poster or thumbnail", r)
+			}
+			on[r] = true
+		}
+		ps.Options.Disabled = map[string]bool{}
+		for group, names := range RenditionGroups {
+			for _, n := range names {
+				ps.Options.Disabled[n] = !on[group]
+			}
+		}
+	}
+	if err := ps.Options.Validate(); err != nil {
+		return ps, err
+	}
+	if p.ReplaceOriginalsAfterDays < 0 || p.ReplaceOriginalsAfterDays > 36500 {
+		return ps, fmt.Errorf("replace_originals_after_days: %d must be 0 (keep originals) to 36500", p.ReplaceOriginalsAfterDays)
+	}
+	ps.ReplaceAfter = time.Duration(p.ReplaceOriginalsAfterDays) * 24 * time.Hour
+	if p.OversizeLimit != "" {
+		n, err := ParseSize(p.OversizeLimit)
+		if err != nil {
+			return ps, fmt.Errorf("oversize_limit: %w", err)
+		}
+		ps.OversizeLimit = n
+	}
+	if p.CompressOversize && !ps.Enabled {
+		return ps, errors.New("compress_oversize needs processing enabled")
+	}
+	if p.CompressOversize && ps.Options.Disabled["mp4"] && ps.Options.Disabled["mp3"] {
+		return ps, errors.New("compress_oversize needs the audio or video rendition")
+	}
+	return ps, nil
 }
 
 // Keyring builds the API keyring of every tenant.

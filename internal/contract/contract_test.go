@@ -182,7 +182,7 @@ func goodResponses(t *testing.T) []responseCase {
 	ssrf["errors"] = []any{map[string]any{"pointer": "/url", "detail": `destination 169.254.169.254 is not allowed (link-local address)`}}
 	eventsPath := "/v1/events?type=media.archived&customer_id=cust_4821&kind=audio&tag=vip&limit=100&cursor=" + cursor
 	feedInvalid := problem(400, "invalid", "/v1/events")
-	feedInvalid["errors"] = []any{map[string]any{"pointer": "query:type", "detail": "one of media.archived, media.tagged, media.deleted, media.failed is required"}}
+	feedInvalid["errors"] = []any{map[string]any{"pointer": "query:type", "detail": "one of media.archived, media.tagged, media.deleted, media.failed, media.processed is required"}}
 
 	return []responseCase{
 		{"archive created", "POST", "/v1/media", 201, created, mustJSON(t, media)},
@@ -197,6 +197,12 @@ func goodResponses(t *testing.T) []responseCase {
 		{"get not found", "GET", "/v1/media/nope", 404, v1Headers("application/problem+json"), mustJSON(t, problem(404, "not_found", "/v1/media/nope"))},
 		{"delete", "DELETE", "/v1/media/" + mediaID, 204, v1Headers(""), nil},
 		{"tag", "POST", "/v1/media/" + mediaID + "/tags", 200, v1Headers("application/json"), mustJSON(t, media)},
+		{"reprocess queued", "POST", "/v1/media/" + mediaID + "/process", 202, v1Headers("application/json"), func() []byte {
+			m := example(t, "media.json", 0)
+			m["processing"] = map[string]any{"state": "pending", "probe_error": "", "failures": []any{}, "updated_at": "2024-11-25T11:00:00Z"}
+			return mustJSON(t, m)
+		}()},
+		{"reprocess a document", "POST", "/v1/media/" + mediaID + "/process", 409, v1Headers("application/problem+json"), mustJSON(t, problem(409, "conflict", "/v1/media/"+mediaID+"/process"))},
 		{"tag unprocessable", "POST", "/v1/media/" + mediaID + "/tags", 422, v1Headers("application/problem+json"), mustJSON(t, problem(422, "unprocessable", "/v1/media/"+mediaID+"/tags"))},
 		{"content", "GET", contentPath, 200, content, []byte("OggS")},
 		{"content signed", "GET", signedPath, 200, content, []byte("OggS")},
@@ -263,7 +269,7 @@ func goodResponses(t *testing.T) []responseCase {
 		{"events short page with a cursor", "GET", "/v1/events?type=media.tagged&tag=rare", 200, v1Headers("application/json"), mustJSON(t, example(t, "event-list.json", 1))},
 		{"events of every type", "GET", "/v1/events?type=media.tagged", 200, v1Headers("application/json"), func() []byte {
 			var data []any
-			for _, f := range []string{"event-media-archived.json", "event-media-tagged.json", "event-media-deleted.json", "event-media-failed.json"} {
+			for _, f := range []string{"event-media-archived.json", "event-media-tagged.json", "event-media-deleted.json", "event-media-failed.json", "event-media-processed.json"} {
 				data = append(data, example(t, f, 0))
 			}
 			data = append(data, example(t, "event-media-failed.json", 1))
@@ -725,6 +731,7 @@ func TestOperations(t *testing.T) {
 		"POST /v1/admin/dead-letters/{entry_id}/retry",
 		"POST /v1/hooks",
 		"POST /v1/media",
+		"POST /v1/media/{media_id}/process",
 		"POST /v1/media/{media_id}/tags",
 		"POST /v1/webhooks/dialog360/{tenant}",
 		"POST /v1/webhooks/twilio/{tenant}",

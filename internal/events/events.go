@@ -39,14 +39,15 @@ import (
 
 // Event types.
 const (
-	TypeArchived = "media.archived"
-	TypeTagged   = "media.tagged"
-	TypeDeleted  = "media.deleted"
-	TypeFailed   = "media.failed"
+	TypeArchived  = "media.archived"
+	TypeTagged    = "media.tagged"
+	TypeDeleted   = "media.deleted"
+	TypeFailed    = "media.failed"
+	TypeProcessed = "media.processed"
 )
 
 // Types lists every event type, in a stable order.
-var Types = []string{TypeArchived, TypeTagged, TypeDeleted, TypeFailed}
+var Types = []string{TypeArchived, TypeTagged, TypeDeleted, TypeFailed, TypeProcessed}
 
 // ValidType reports whether t is a known event type.
 func ValidType(t string) bool { return slices.Contains(Types, t) }

@@ -66,4 +66,90 @@ type Media struct {
 	BlobKey   string    `json:"blob_key"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+
+	// Info is what probing the original found; zero until processed.
+	Info Info `json:"info"`
+	// Processing is the state of probing and renditions; nil for records
+	// archived before processing existed, or never processed.
+	Processing *Processing `json:"processing,omitempty"`
+	// Renditions are the derived files stored beside the original.
+	Renditions []Rendition `json:"renditions,omitempty"`
+	// Original says whether the original's bytes are still stored. SHA256,
+	// SizeBytes and MimeType always describe the original, even replaced.
+	Original Original `json:"original"`
+}
+
+// Info is what ffprobe found in a media: zero fields are unknown.
+type Info struct {
+	DurationMS int64  `json:"duration_ms,omitempty"`
+	Width      int    `json:"width,omitempty"`
+	Height     int    `json:"height,omitempty"`
+	BitRate    int64  `json:"bit_rate,omitempty"`
+	AudioCodec string `json:"audio_codec,omitempty"`
+	VideoCodec string `json:"video_codec,omitempty"`
+	Container  string `json:"container,omitempty"`
+}
+
+// Processing states.
+const (
+	ProcessingPending = "pending" // queued; probing and renditions follow
+	ProcessingDone    = "done"    // probed, and every planned rendition made
+	ProcessingFailed  = "failed"  // the probe or a rendition failed; Failures say why
+	ProcessingSkipped = "skipped" // nothing to do: the kind has no renditions, or processing is off
+)
+
+// Processing is the state of a record's background processing.
+type Processing struct {
+	State string `json:"state"`
+	// ProbeError says why the original could not be probed; "" if it was.
+	ProbeError string             `json:"probe_error,omitempty"`
+	Failures   []RenditionFailure `json:"failures,omitempty"`
+	UpdatedAt  time.Time          `json:"updated_at"`
+}
+
+// RenditionFailure is a rendition that could not be made.
+type RenditionFailure struct {
+	Rendition string `json:"rendition"` // "" when processing as a whole failed
+	Kind      string `json:"kind"`      // apperr kind
+	Detail    string `json:"detail"`
+}
+
+// Rendition is a derived file (an MP3 of a voice note, an MP4, a poster, a
+// thumbnail) stored beside the original under BlobKey.
+type Rendition struct {
+	Name      string    `json:"name"`
+	MimeType  string    `json:"mime_type"`
+	SizeBytes int64     `json:"size_bytes"`
+	SHA256    string    `json:"sha256"`
+	BlobKey   string    `json:"blob_key"`
+	Info      Info      `json:"info"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Rendition returns the rendition called name.
+func (m Media) Rendition(name string) (Rendition, bool) {
+	for _, r := range m.Renditions {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return Rendition{}, false
+}
+
+// Why an original is to be replaced by its compressed rendition.
+const (
+	ReplaceAge      = "age"      // the tenant replaces originals after N days
+	ReplaceOversize = "oversize" // accepted over the kind's limit on condition of compression
+)
+
+// Original is the state of the original's bytes.
+type Original struct {
+	// ReplaceAfter is when the original may be replaced by its compressed
+	// rendition; nil when it is kept for good.
+	ReplaceAfter  *time.Time `json:"replace_after,omitempty"`
+	ReplaceReason string     `json:"replace_reason,omitempty"`
+	// ReplacedAt and ReplacedBy are set once the original's bytes are gone;
+	// content is then served from the rendition named ReplacedBy.
+	ReplacedAt *time.Time `json:"replaced_at,omitempty"`
+	ReplacedBy string     `json:"replaced_by,omitempty"`
 }

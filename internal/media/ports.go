@@ -59,17 +59,21 @@ type BlobStore interface {
 
 // Event is a change to a record that automations hear about.
 type Event struct {
-	Type    string // EventArchived, EventTagged, EventDeleted
-	Media   Media
-	Added   []string // EventTagged only
-	Removed []string // EventTagged only
+	Type     string // one of the Event constants
+	Media    Media
+	Added    []string           // EventTagged only
+	Removed  []string           // EventTagged only
+	JobID    string             // EventFailed only: the processing job
+	Failures []RenditionFailure // EventFailed only
 }
 
 // Event types.
 const (
-	EventArchived = "media.archived"
-	EventTagged   = "media.tagged"
-	EventDeleted  = "media.deleted"
+	EventArchived  = "media.archived"
+	EventTagged    = "media.tagged"
+	EventDeleted   = "media.deleted"
+	EventProcessed = "media.processed" // probing and renditions finished, done or failed
+	EventFailed    = "media.failed"    // processing failed (archive failures come from the queue)
 )
 
 // Events publishes changes. Publishing is best effort and never fails the

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"mime"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -54,12 +55,40 @@ type Fetcher interface {
 // LimitsFunc returns a tenant's per-kind byte limits.
 type LimitsFunc func(tenantID string) map[Kind]int64
 
+// Policy is a tenant's processing policy, as far as archiving needs it.
+type Policy struct {
+	// Process queues probing and renditions for audio, video and images.
+	Process bool
+	// CompressOversize accepts audio and video over the kind's limit, up to
+	// OversizeLimit, on condition that the original is replaced by its
+	// compressed rendition as soon as that exists.
+	CompressOversize bool
+	OversizeLimit    int64
+}
+
+// PolicyFunc returns a tenant's processing policy.
+type PolicyFunc func(tenantID string) Policy
+
+// Scheduler queues background work on records.
+type Scheduler interface {
+	// ScheduleProcessing queues probing and renditions of a pending record.
+	ScheduleProcessing(ctx context.Context, m Media) error
+	// ScheduleReplacement queues replacing m's original at m.Original.ReplaceAfter.
+	ScheduleReplacement(ctx context.Context, m Media) error
+}
+
+// Processable reports whether records of kind get probed and renditions.
+// Stickers are left alone: they are small WebP images already.
+func Processable(k Kind) bool { return k == KindAudio || k == KindVideo || k == KindImage }
+
 // Service implements the media use cases.
 type Service struct {
 	blobs   BlobStore
 	index   Index
 	fetcher Fetcher
 	limits  LimitsFunc
+	policy  PolicyFunc
+	sched   Scheduler
 	events  Events
 	now     func() time.Time
 	log     *slog.Logger
@@ -80,12 +109,19 @@ func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 // WithEvents publishes changes to e.
 func WithEvents(e Events) Option { return func(s *Service) { s.events = e } }
 
+// WithProcessing queues processing of new records through sched, as each
+// tenant's policy says.
+func WithProcessing(policy PolicyFunc, sched Scheduler) Option {
+	return func(s *Service) { s.policy, s.sched = policy, sched }
+}
+
 // WithLockWait sets how long concurrent duplicates wait for each other.
 func WithLockWait(d time.Duration) Option { return func(s *Service) { s.lockWait = d } }
 
 // NewService wires the use cases to their ports.
 func NewService(blobs BlobStore, index Index, fetcher Fetcher, limits LimitsFunc, opts ...Option) *Service {
-	s := &Service{blobs: blobs, index: index, fetcher: fetcher, limits: limits, events: noEvents{}, now: time.Now, log: slog.Default(), lockWait: 2 * time.Minute}
+	s := &Service{blobs: blobs, index: index, fetcher: fetcher, limits: limits, events: noEvents{}, now: time.Now, log: slog.Default(), lockWait: 2 * time.Minute,
+		policy: func(string) Policy { return Policy{} }}
 	for _, o := range opts {
 		o(s)
 	}
@@ -124,7 +160,13 @@ type Message struct {
 func docKey(tenantID, id string) string {
 	return "tenants/" + tenantID + "/media/" + id + "/media.json"
 }
-func blobKey(tenantID, id string) string { return "tenants/" + tenantID + "/media/" + id + "/original" }
+func blobKey(tenantID, id string) string     { return mediaPrefix(tenantID, id) + "original" }
+func mediaPrefix(tenantID, id string) string { return "tenants/" + tenantID + "/media/" + id + "/" }
+
+// RenditionKey is where a record's rendition is stored, beside the original.
+func RenditionKey(tenantID, id, name, ext string) string {
+	return mediaPrefix(tenantID, id) + "renditions/" + name + "." + ext
+}
 
 // NewID returns a media ID: "med_" and a ULID, so IDs sort by time.
 func NewID(now time.Time) string {
@@ -200,12 +242,19 @@ func (s *Service) Archive(ctx context.Context, tenantID string, in ArchiveInput)
 		return Media{}, false, err
 	}
 	limit := s.limits(tenantID)[kind]
+	policy := s.policy(tenantID)
+	// hard is what is accepted at all: the kind's limit, or more for audio
+	// and video the tenant accepts oversize on condition of compression.
+	hard := limit
+	if limit > 0 && policy.Process && policy.CompressOversize && (kind == KindAudio || kind == KindVideo) {
+		hard = max(limit, policy.OversizeLimit)
+	}
 	declaredSize := f.Size
 	if in.Hints.FileSize > 0 {
 		declaredSize = in.Hints.FileSize
 	}
-	if limit > 0 && declaredSize > limit {
-		return Media{}, false, tooLarge(kind, limit)
+	if hard > 0 && declaredSize > hard {
+		return Media{}, false, tooLarge(kind, hard)
 	}
 
 	now := s.now().UTC()
@@ -218,9 +267,9 @@ func (s *Service) Archive(ctx context.Context, tenantID string, in ArchiveInput)
 		return Media{}, false, apperr.Wrap(apperr.Unavailable, err, "storage is unavailable")
 	}
 	h := sha256.New()
-	n, copyErr := copyLimited(ctx, io.MultiWriter(w, h), br, limit)
-	if copyErr == nil && limit > 0 && n > limit {
-		copyErr = tooLarge(kind, limit)
+	n, copyErr := copyLimited(ctx, io.MultiWriter(w, h), br, hard)
+	if copyErr == nil && hard > 0 && n > hard {
+		copyErr = tooLarge(kind, hard)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	if copyErr == nil && wantSHA != "" && sum != wantSHA {
@@ -278,6 +327,12 @@ func (s *Service) Archive(ctx context.Context, tenantID string, in ArchiveInput)
 		CreatedAt: now,
 		UpdatedAt: now,
 	}
+	if policy.Process && Processable(kind) {
+		m.Processing = &Processing{State: ProcessingPending, UpdatedAt: now}
+		if limit > 0 && n > limit {
+			m.Original.ReplaceAfter, m.Original.ReplaceReason = &now, ReplaceOversize
+		}
+	}
 	// The document, then the index: until both exist the record is nowhere
 	// to be seen, and a failure removes what was written.
 	if err := s.writeDoc(ctx, m); err != nil {
@@ -292,6 +347,13 @@ func (s *Service) Archive(ctx context.Context, tenantID string, in ArchiveInput)
 		return Media{}, false, apperr.Wrap(apperr.Unavailable, err, "the index is unavailable")
 	}
 	s.events.Publish(context.WithoutCancel(ctx), tenantID, Event{Type: EventArchived, Media: m})
+	if m.Processing != nil && s.sched != nil {
+		if err := s.sched.ScheduleProcessing(context.WithoutCancel(ctx), m); err != nil {
+			// The record stays pending; reindex or POST /v1/media/{id}/process
+			// queues it again.
+			s.log.WarnContext(ctx, "queueing processing failed", "media_id", m.ID, "err", err)
+		}
+	}
 	return m, true, nil
 }
 
@@ -426,6 +488,92 @@ func (s *Service) Tag(ctx context.Context, tenantID, id string, add, remove []st
 	return m, nil
 }
 
+// ErrUnchanged, returned by an Update function, leaves the record as it is.
+var ErrUnchanged = errors.New("media: unchanged")
+
+// Update changes one record under its cluster-wide lock: fn gets the stored
+// document to change in place, and the result is written and indexed. fn
+// may return ErrUnchanged to write nothing; Update then returns the record
+// as stored. Any other error from fn is returned as it is.
+func (s *Service) Update(ctx context.Context, tenantID, id string, fn func(m *Media) error) (Media, error) {
+	if !ValidID(id) {
+		return Media{}, apperr.New(apperr.NotFound, "no media %q", id)
+	}
+	unlock, err := s.index.Lock(ctx, tenantID, "media:"+id, 30*time.Second)
+	if err != nil {
+		return Media{}, err
+	}
+	defer unlock()
+	prev, err := s.readDoc(ctx, tenantID, id)
+	if err != nil {
+		return Media{}, err
+	}
+	m := prev
+	m.Renditions = slices.Clone(prev.Renditions)
+	if prev.Processing != nil {
+		p := *prev.Processing
+		p.Failures = slices.Clone(p.Failures)
+		m.Processing = &p
+	}
+	if err := fn(&m); errors.Is(err, ErrUnchanged) {
+		return prev, nil
+	} else if err != nil {
+		return Media{}, err
+	}
+	if err := s.writeDoc(ctx, m); err != nil {
+		return Media{}, err
+	}
+	if err := s.index.Put(ctx, &prev, m); err != nil {
+		return Media{}, apperr.Wrap(apperr.Unavailable, err, "the index is unavailable; run chatvault reindex if this persists")
+	}
+	return m, nil
+}
+
+// Reprocess queues processing of a record again, with the tenant's
+// settings as they are now: after a failure, a settings change, or for a
+// record archived before processing existed. A replaced original is
+// processed from the rendition that replaced it. It is apperr.Conflict for a
+// kind that has no processing, or when processing is off for the tenant.
+func (s *Service) Reprocess(ctx context.Context, tenantID, id string) (Media, error) {
+	if !s.policy(tenantID).Process || s.sched == nil {
+		return Media{}, apperr.New(apperr.Conflict, "media processing is off for this tenant")
+	}
+	m, err := s.Update(ctx, tenantID, id, func(m *Media) error {
+		if !Processable(m.Kind) {
+			return apperr.New(apperr.Conflict, "%s media have no processing", m.Kind)
+		}
+		now := s.now().UTC()
+		m.Processing = &Processing{State: ProcessingPending, UpdatedAt: now}
+		m.UpdatedAt = now
+		return nil
+	})
+	if err != nil {
+		return Media{}, err
+	}
+	if err := s.sched.ScheduleProcessing(ctx, m); err != nil {
+		return Media{}, apperr.Wrap(apperr.Unavailable, err, "the queue is unavailable")
+	}
+	return m, nil
+}
+
+// Lock takes a cluster-wide mutex named name for one record (see
+// Index.Lock); processing holds one so a record is processed once at a time.
+func (s *Service) Lock(ctx context.Context, tenantID, name string, wait time.Duration) (func(), error) {
+	return s.index.Lock(ctx, tenantID, name, wait)
+}
+
+// Publish publishes e, for use cases built on Update.
+func (s *Service) Publish(ctx context.Context, tenantID string, e Event) {
+	s.events.Publish(context.WithoutCancel(ctx), tenantID, e)
+}
+
+// Blobs is the object storage the records live in, for use cases that
+// store files beside a record.
+func (s *Service) Blobs() BlobStore { return s.blobs }
+
+// Now is the service's clock.
+func (s *Service) Now() time.Time { return s.now().UTC() }
+
 // difference lists what a has and b lacks.
 func difference(a, b []string) []string {
 	in := map[string]bool{}
@@ -466,17 +614,80 @@ func (s *Service) Delete(ctx context.Context, tenantID, id string) error {
 	if err := s.blobs.Delete(ctx, docKey(tenantID, id)); err != nil {
 		return apperr.Wrap(apperr.Unavailable, err, "storage is unavailable")
 	}
-	if err := s.blobs.Delete(ctx, m.BlobKey); err != nil {
+	// The original and every rendition, including any a processing run
+	// wrote after the record was read.
+	if err := s.deletePrefix(ctx, mediaPrefix(tenantID, id)); err != nil {
 		return apperr.Wrap(apperr.Unavailable, err, "storage is unavailable")
 	}
 	s.events.Publish(context.WithoutCancel(ctx), tenantID, Event{Type: EventDeleted, Media: m})
 	return nil
 }
 
-// OpenContent streams a record's original, from offset for length bytes
-// (-1: to the end).
+func (s *Service) deletePrefix(ctx context.Context, prefix string) error {
+	var keys []string
+	if err := s.blobs.List(ctx, prefix, func(key string) error {
+		keys = append(keys, key)
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := s.blobs.Delete(ctx, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Content is one servable file of a record: its original, or a rendition.
+type Content struct {
+	Rendition string // "" for the original
+	BlobKey   string
+	MimeType  string
+	SizeBytes int64
+	SHA256    string
+}
+
+// Content returns the file served for rendition ("" for the original). A
+// replaced original is served as the rendition that replaced it.
+func (m Media) Content(rendition string) (Content, error) {
+	if rendition == "" && m.Original.ReplacedAt == nil {
+		return Content{BlobKey: m.BlobKey, MimeType: m.MimeType, SizeBytes: m.SizeBytes, SHA256: m.SHA256}, nil
+	}
+	name := rendition
+	if name == "" {
+		name = m.Original.ReplacedBy
+	}
+	r, ok := m.Rendition(name)
+	if !ok {
+		names := make([]string, 0, len(m.Renditions))
+		for _, r := range m.Renditions {
+			names = append(names, r.Name)
+		}
+		detail := "this media has no renditions"
+		if len(names) > 0 {
+			detail = "this media has: " + strings.Join(names, ", ")
+		}
+		return Content{}, &apperr.Error{Kind: apperr.NotFound, Detail: fmt.Sprintf("no rendition %q", rendition),
+			Fields: []apperr.FieldError{{Pointer: "query:rendition", Detail: detail}}}
+	}
+	return Content{Rendition: r.Name, BlobKey: r.BlobKey, MimeType: r.MimeType, SizeBytes: r.SizeBytes, SHA256: r.SHA256}, nil
+}
+
+// OpenContent streams what GET content serves without a rendition, from
+// offset for length bytes (-1: to the end).
 func (s *Service) OpenContent(ctx context.Context, m Media, offset, length int64) (io.ReadCloser, error) {
-	r, err := s.blobs.NewRangeReader(ctx, m.BlobKey, offset, length)
+	c, err := m.Content("")
+	if err != nil {
+		return nil, err
+	}
+	return s.Open(ctx, c, offset, length)
+}
+
+// Open streams one file of a record, from offset for length bytes (-1: to
+// the end).
+func (s *Service) Open(ctx context.Context, c Content, offset, length int64) (io.ReadCloser, error) {
+	r, err := s.blobs.NewRangeReader(ctx, c.BlobKey, offset, length)
 	if err != nil && !apperr.Is(err, apperr.NotFound) {
 		return nil, apperr.Wrap(apperr.Unavailable, err, "storage is unavailable")
 	}
@@ -508,10 +719,30 @@ func (s *Service) Reindex(ctx context.Context) (int, error) {
 		if err := s.index.Put(ctx, nil, m); err != nil {
 			return fmt.Errorf("indexing %s: %w", key, err)
 		}
+		s.reschedule(ctx, m)
 		count++
 		return nil
 	})
 	return count, err
+}
+
+// reschedule queues again the background work a record waits for: the
+// queue lives in Redis, and a reindex follows a Redis loss. A job that
+// still exists runs twice, which the jobs tolerate.
+func (s *Service) reschedule(ctx context.Context, m Media) {
+	if s.sched == nil {
+		return
+	}
+	var err error
+	switch {
+	case m.Processing != nil && m.Processing.State == ProcessingPending:
+		err = s.sched.ScheduleProcessing(ctx, m)
+	case m.Original.ReplaceAfter != nil && m.Original.ReplacedAt == nil:
+		err = s.sched.ScheduleReplacement(ctx, m)
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "queueing a record's background work failed", "media_id", m.ID, "err", err)
+	}
 }
 
 func (s *Service) writeDoc(ctx context.Context, m Media) error {

@@ -340,6 +340,13 @@ func (q *Queue) Backoff(attempt int) time.Duration {
 // Enqueue adds job to the queue and records its status as queued. It sets
 // ID, Attempt (1) and EnqueuedAt, and returns the job as stored.
 func (q *Queue) Enqueue(ctx context.Context, job Job) (Job, error) {
+	return q.EnqueueAt(ctx, job, time.Time{})
+}
+
+// EnqueueAt is Enqueue for a job that is not to run before at: it waits
+// with the retries until then (Run's poll interval late at most). A zero
+// or past at runs it at once.
+func (q *Queue) EnqueueAt(ctx context.Context, job Job, at time.Time) (Job, error) {
 	if err := validate(job); err != nil {
 		return Job{}, err
 	}
@@ -363,10 +370,20 @@ func (q *Queue) Enqueue(ctx context.Context, job Job) (Job, error) {
 	// two commands go to different nodes in no set order, and a worker that
 	// already took the job must not see its "running" turned back into
 	// "queued".
-	skey, sargs := q.statusWrite(job, now, "-", StateQueued, []any{"attempts", 0}, nil)
+	set := []any{"attempts", 0}
+	delayed := at.After(now)
+	if delayed {
+		set = append(set, "next_ms", at.UnixMilli())
+	}
+	skey, sargs := q.statusWrite(job, now, "-", StateQueued, set, nil)
 	pipe := q.rdb.Pipeline()
 	st := writeStatus.EvalSha(ctx, pipe, []string{skey}, sargs...)
-	add := pipe.XAdd(ctx, &redis.XAddArgs{Stream: q.stream, Values: []any{"job", data}})
+	var add redis.Cmder
+	if delayed {
+		add = pipe.ZAdd(ctx, q.delayed, redis.Z{Score: float64(at.UnixMilli()), Member: data})
+	} else {
+		add = pipe.XAdd(ctx, &redis.XAddArgs{Stream: q.stream, Values: []any{"job", data}})
+	}
 	_, _ = pipe.Exec(ctx)
 	if err := add.Err(); err != nil {
 		// The caller never learns this ID, so the status would only confuse.

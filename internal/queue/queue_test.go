@@ -790,3 +790,48 @@ func TestStatusTTL(t *testing.T) {
 		t.Fatalf("status TTL = %v, want 1h", ttl)
 	}
 }
+
+func TestEnqueueAtWaitsUntilDue(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	q, _, _ := newTestQueue(t, WithClock(clk.Now))
+	ctx := context.Background()
+	due := clk.Now().Add(30 * 24 * time.Hour)
+	job, err := q.EnqueueAt(ctx, Job{Type: "replace", TenantID: tenant, Payload: json.RawMessage(`{"media_id":"m1"}`)}, due)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := q.Status(ctx, tenant, job.ID)
+	if err != nil || st.State != StateQueued || st.NextAttemptAt == nil || !st.NextAttemptAt.Equal(due) {
+		t.Fatalf("status = %+v, %v; want queued until %v", st, err, due)
+	}
+	ran := make(chan Job, 1)
+	startRun(t, q, "c1", 1, func(ctx context.Context, j Job) (json.RawMessage, error) {
+		ran <- j
+		return nil, nil
+	})
+	if s := stats(t, q); s.Delayed != 1 || s.Length != 0 {
+		t.Fatalf("stats = %+v, want one delayed job", s)
+	}
+	clk.Advance(30*24*time.Hour - time.Second)
+	time.Sleep(60 * time.Millisecond)
+	select {
+	case j := <-ran:
+		t.Fatalf("job ran a second early: %+v", j)
+	default:
+	}
+	clk.Advance(time.Second)
+	if j := <-ran; j.ID != job.ID || j.Attempt != 1 {
+		t.Fatalf("ran %+v, want %+v", j, job)
+	}
+	waitState(t, q, job.ID, StateSucceeded)
+
+	// A due time in the past runs at once.
+	past, err := q.EnqueueAt(ctx, Job{Type: "replace", TenantID: tenant}, clk.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := <-ran; j.ID != past.ID {
+		t.Fatalf("ran %+v, want %+v", j, past)
+	}
+}

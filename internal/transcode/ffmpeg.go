@@ -2,6 +2,7 @@ package transcode
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -37,7 +38,15 @@ type recipe struct {
 }
 
 func (t *Transcoder) recipe(spec Spec) (recipe, error) {
+	if err := spec.Params.Validate(); err != nil {
+		return recipe{}, apperr.Wrap(apperr.Invalid, err, "rendition %q: %v", spec.Name, err)
+	}
 	c := t.cfg
+	v := spec.Params
+	c.AudioBitrate = cmp.Or(v.AudioBitrate, c.AudioBitrate)
+	c.VideoMaxHeight = cmp.Or(v.VideoMaxHeight, c.VideoMaxHeight)
+	c.VideoCRF = cmp.Or(v.VideoCRF, c.VideoCRF)
+	c.ThumbMaxSize = cmp.Or(v.ThumbMaxSize, c.ThumbMaxSize)
 	// The shorter side is capped, so portrait phone videos stay 720 wide
 	// rather than shrinking to 405; -2 keeps the aspect with an even size,
 	// which yuv420p H.264 needs. Never upscaled.
@@ -277,7 +286,7 @@ func ended(ctx, runCtx context.Context, timeout time.Duration, cause error) erro
 	if err := ctx.Err(); err != nil {
 		return apperr.Wrap(apperr.Unavailable, errors.Join(err, cause), "transcoding canceled")
 	}
-	return apperr.Wrap(apperr.Unavailable, errors.Join(runCtx.Err(), cause), "transcoding took longer than %s", timeout)
+	return apperr.Wrap(apperr.Unavailable, errors.Join(ErrTimeout, runCtx.Err(), cause), "transcoding took longer than %s", timeout)
 }
 
 func (t *Transcoder) started() {

@@ -175,6 +175,7 @@ type ffprobed struct {
 	Width      int
 	Height     int
 	NumStreams int
+	BitRate    int64 // of the whole file, bits per second
 }
 
 func ffprobe(tb testing.TB, data []byte, ext string) ffprobed {
@@ -183,11 +184,17 @@ func ffprobe(tb testing.TB, data []byte, ext string) ffprobed {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		tb.Fatal(err)
 	}
+	return ffprobeFile(tb, path)
+}
+
+// ffprobeFile is ffprobe of a file on disk, such as a fixture.
+func ffprobeFile(tb testing.TB, path string) ffprobed {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", path).Output()
 	if err != nil {
-		tb.Fatalf("ffprobe rendition: %v", err)
+		tb.Fatalf("ffprobe %s: %v", filepath.Base(path), err)
 	}
 	var v struct {
 		Streams []struct {
@@ -199,6 +206,7 @@ func ffprobe(tb testing.TB, data []byte, ext string) ffprobed {
 		Format struct {
 			FormatName string `json:"format_name"`
 			Duration   string `json:"duration"`
+			BitRate    string `json:"bit_rate"`
 		} `json:"format"`
 	}
 	if err := json.Unmarshal(out, &v); err != nil {
@@ -208,6 +216,7 @@ func ffprobe(tb testing.TB, data []byte, ext string) ffprobed {
 	if s, err := strconv.ParseFloat(v.Format.Duration, 64); err == nil {
 		p.Duration = time.Duration(s * float64(time.Second))
 	}
+	p.BitRate, _ = strconv.ParseInt(v.Format.BitRate, 10, 64)
 	for _, s := range v.Streams {
 		if _, ok := p.Codecs[s.CodecType]; !ok {
 			p.Codecs[s.CodecType] = s.CodecName

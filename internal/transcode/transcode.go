@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -40,11 +41,76 @@ type Probe struct {
 
 // Spec names one rendition: Name is "mp3", "m4a", "mp4", "poster" or
 // "thumb"; MimeType and Ext describe the bytes Render writes for it.
+// Params shape it; zero fields take the Transcoder's Config.
 type Spec struct {
 	Name     string
 	MimeType string
 	Ext      string
+	Params   Params
 }
+
+// Params are the per-rendition settings a tenant may choose. Zero fields
+// take the Transcoder's Config.
+type Params struct {
+	AudioBitrate   string // "64k"
+	VideoMaxHeight int    // cap of the shorter side
+	VideoCRF       int    // libx264 CRF, 1..51
+	ThumbMaxSize   int    // thumbnails fit within this square
+}
+
+// Options are a tenant's choices for Plan. Zero fields take the
+// Transcoder's Config.
+type Options struct {
+	AudioFormat string          // "mp3" or "m4a"
+	ThumbFormat string          // "webp" or "jpeg"
+	Disabled    map[string]bool // rendition names not to make: "mp3", "m4a", "mp4", "poster", "thumb"
+	Params      Params
+}
+
+// Rendition names, as Plan returns them and Options.Disabled takes them.
+var RenditionNames = []string{"mp3", "m4a", "mp4", "poster", "thumb"}
+
+// Validate checks the options a tenant's configuration sets.
+func (o Options) Validate() error {
+	switch o.AudioFormat {
+	case "", "mp3", "m4a":
+	default:
+		return fmt.Errorf("audio format %q: want mp3 or m4a", o.AudioFormat)
+	}
+	switch o.ThumbFormat {
+	case "", "webp", "jpeg":
+	default:
+		return fmt.Errorf("thumbnail format %q: want webp or jpeg", o.ThumbFormat)
+	}
+	for name := range o.Disabled {
+		if !slices.Contains(RenditionNames, name) {
+			return fmt.Errorf("rendition %q: want one of %s", name, strings.Join(RenditionNames, ", "))
+		}
+	}
+	return o.Params.Validate()
+}
+
+// Validate checks p's fields that are set.
+func (p Params) Validate() error {
+	if p.AudioBitrate != "" && !bitrate.MatchString(p.AudioBitrate) {
+		return fmt.Errorf("audio bitrate %q: want a number of bits per second such as 64k", p.AudioBitrate)
+	}
+	if p.VideoMaxHeight != 0 && (p.VideoMaxHeight < 144 || p.VideoMaxHeight > 4320) {
+		return fmt.Errorf("video max height %d: want 144 to 4320", p.VideoMaxHeight)
+	}
+	if p.VideoCRF != 0 && (p.VideoCRF < 1 || p.VideoCRF > 51) {
+		return fmt.Errorf("video CRF %d: want 1 to 51", p.VideoCRF)
+	}
+	if p.ThumbMaxSize != 0 && (p.ThumbMaxSize < 32 || p.ThumbMaxSize > 2048) {
+		return fmt.Errorf("thumbnail size %d: want 32 to 2048", p.ThumbMaxSize)
+	}
+	return nil
+}
+
+// ErrTimeout is joined into the error of a run that reached Config.Timeout
+// (not the caller's deadline): running the same input again would most
+// likely time out again.
+var ErrTimeout = errors.New("transcode: time limit reached")
 
 // Result describes a rendition Render wrote.
 type Result struct {
@@ -248,49 +314,83 @@ var (
 const mp4Family = "mov,mp4,m4a,3gp,3g2,mj2"
 
 // Plan lists the renditions that apply to a media of kind (audio, video,
-// image, document, sticker) with probe p:
+// image, document, sticker) with probe p, with the Config's formats. See
+// PlanWith.
+func (t *Transcoder) Plan(kind string, p Probe) []Spec { return t.PlanWith(kind, p, Options{}) }
+
+// PlanWith lists the renditions that apply to a media of kind with probe p,
+// under a tenant's options:
 //
-//   - audio: "mp3" or "m4a" (Config.AudioFormat), unless the original is
-//     already MP3, or AAC in MP4 when the format is m4a: it plays everywhere;
+//   - audio: "mp3" or "m4a" (AudioFormat), unless the original is already
+//     MP3, or AAC in MP4 when the format is m4a: it plays everywhere;
 //   - video: "mp4" (H.264 + AAC, faststart, at most VideoMaxHeight) and
 //     "poster" (a JPEG frame at 1 s, or the first frame of a shorter video);
 //     a "video" with no video stream is planned as audio;
 //   - image: "thumb" (webp or jpeg, within ThumbMaxSize), unless it has
 //     more than MaxPixels (such an image probes as 0x0);
 //   - document, sticker, or a failed probe: none.
-func (t *Transcoder) Plan(kind string, p Probe) []Spec {
+//
+// Renditions in o.Disabled are left out; each Spec carries o.Params.
+func (t *Transcoder) PlanWith(kind string, p Probe, o Options) []Spec {
 	if p.Error != "" {
 		return nil
 	}
+	var specs []Spec
 	switch kind {
 	case "audio":
-		return t.planAudio(p)
+		specs = t.planAudio(p, o)
 	case "video":
 		if p.VideoCodec == "" {
-			return t.planAudio(p)
+			specs = t.planAudio(p, o)
+			break
 		}
-		var specs []Spec
 		if t.enc.x264 {
 			specs = append(specs, specMP4)
 		}
-		return append(specs, specPoster)
+		specs = append(specs, specPoster)
 	case "image":
 		if p.VideoCodec == "" || p.Width <= 0 || p.Height <= 0 || int64(p.Width)*int64(p.Height) > t.cfg.MaxPixels {
 			return nil
 		}
-		if t.cfg.ThumbFormat == "jpeg" {
-			return []Spec{specThumbJPEG}
+		if t.thumbFormat(o) == "jpeg" {
+			specs = []Spec{specThumbJPEG}
+		} else {
+			specs = []Spec{specThumbWebP}
 		}
-		return []Spec{specThumbWebP}
 	}
-	return nil
+	out := specs[:0]
+	for _, s := range specs {
+		if !o.Disabled[s.Name] {
+			s.Params = o.Params
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
-func (t *Transcoder) planAudio(p Probe) []Spec {
+// audioFormat is the format o asks for, degraded to what ffmpeg can encode.
+func (t *Transcoder) audioFormat(o Options) string {
+	if o.AudioFormat == "mp3" && t.enc.mp3 || o.AudioFormat == "m4a" {
+		return o.AudioFormat
+	}
+	return t.cfg.AudioFormat
+}
+
+func (t *Transcoder) thumbFormat(o Options) string {
+	if o.ThumbFormat == "webp" && t.enc.webp || o.ThumbFormat == "jpeg" {
+		return o.ThumbFormat
+	}
+	return t.cfg.ThumbFormat
+}
+
+func (t *Transcoder) planAudio(p Probe, o Options) []Spec {
 	if p.AudioCodec == "" {
 		return nil
 	}
-	if t.cfg.AudioFormat == "m4a" {
+	if t.audioFormat(o) == "m4a" {
 		if p.AudioCodec == "aac" && p.Container == mp4Family && p.VideoCodec == "" {
 			return nil
 		}
@@ -302,26 +402,41 @@ func (t *Transcoder) planAudio(p Probe) []Spec {
 	return []Spec{specMP3}
 }
 
-// Probe spools in to a temporary file and runs ffprobe on it.
-//
-// Content that cannot be probed (not media, truncated, unsupported, larger
-// than MaxInputBytes) is not an error: the returned Probe says why in Error.
-// An error means the probe could not be run at all, and a retry may work:
-// reading in failed, ctx ended, the run took longer than Timeout
-// (apperr.Unavailable), or ffprobe could not be started.
-func (t *Transcoder) Probe(ctx context.Context, in io.Reader) (Probe, error) {
+// Input is a media spooled to a private temporary file, to probe and render
+// several times without reading its source again. Close removes the file.
+type Input struct {
+	t    *Transcoder
+	dir  string
+	path string
+}
+
+// Open spools in to a temporary file, at most MaxInputBytes, stopping when
+// ctx ends. An empty input is apperr.UnsupportedMedia, a larger one
+// apperr.TooLarge; a full disk or a cancellation apperr.Unavailable; an
+// error reading in is returned wrapped.
+func (t *Transcoder) Open(ctx context.Context, in io.Reader) (*Input, error) {
 	dir, err := t.workDir()
 	if err != nil {
-		return Probe{Error: "probe not run"}, err
+		return nil, err
 	}
-	defer os.RemoveAll(dir)
 	path, err := t.spool(ctx, in, dir)
 	if err != nil {
-		if e, ok := apperr.As(err); ok && (e.Kind == apperr.TooLarge || e.Kind == apperr.UnsupportedMedia) {
-			return Probe{Error: e.Detail}, nil
-		}
-		return Probe{Error: "input could not be read"}, err
+		os.RemoveAll(dir)
+		return nil, err
 	}
+	return &Input{t: t, dir: dir, path: path}, nil
+}
+
+// Close removes the spooled file.
+func (in *Input) Close() error { return os.RemoveAll(in.dir) }
+
+// Probe runs ffprobe on the spooled input. Content that cannot be probed
+// (not media, truncated, unsupported) is not an error: the returned Probe
+// says why in Error. An error means the probe could not be run at all, and
+// a retry may work: ctx ended, the run took longer than Timeout
+// (apperr.Unavailable, with ErrTimeout), or ffprobe could not be started.
+func (in *Input) Probe(ctx context.Context) (Probe, error) {
+	t := in.t
 	release, err := t.acquire(ctx)
 	if err != nil {
 		return Probe{Error: "probe not run"}, err
@@ -329,7 +444,7 @@ func (t *Transcoder) Probe(ctx context.Context, in io.Reader) (Probe, error) {
 	defer release()
 	runCtx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
 	defer cancel()
-	p, err := t.probeFile(ctx, runCtx, path)
+	p, err := t.probeFile(ctx, runCtx, in.path)
 	if err != nil {
 		if apperr.Is(err, apperr.UnsupportedMedia) {
 			return p, nil
@@ -341,34 +456,26 @@ func (t *Transcoder) Probe(ctx context.Context, in io.Reader) (Probe, error) {
 	return p, err
 }
 
-// Render writes the rendition spec of in to out. It spools in to a
-// temporary file, runs ffmpeg into a temporary output, probes that, and only
-// then copies it to out: out sees a complete rendition or nothing.
-//
-// Errors are classified: apperr.UnsupportedMedia when ffmpeg cannot decode
-// in (or in has no stream the rendition needs), apperr.TooLarge when in
-// exceeds MaxInputBytes or the rendition reaches MaxOutputBytes,
-// apperr.Unavailable when ctx ends or the run exceeds Timeout (the process
-// is killed), apperr.Invalid for an unknown spec. Errors writing to out are
-// returned as they are. Temporary files never outlive the call.
-func (t *Transcoder) Render(ctx context.Context, spec Spec, in io.Reader, out io.Writer) (Result, error) {
+// Render writes the rendition spec of the spooled input to out. It runs
+// ffmpeg into a temporary output, probes that, and only then copies it to
+// out: out sees a complete rendition or nothing. Errors are classified as
+// Transcoder.Render documents.
+func (in *Input) Render(ctx context.Context, spec Spec, out io.Writer) (Result, error) {
+	t := in.t
 	r, err := t.recipe(spec)
-	if err != nil {
-		return Result{}, err
-	}
-	dir, err := t.workDir()
-	if err != nil {
-		return Result{}, err
-	}
-	defer os.RemoveAll(dir)
-	inPath, err := t.spool(ctx, in, dir)
 	if err != nil {
 		return Result{}, err
 	}
 	// No extension: ffprobe then recognises the output by its content, with
 	// the same demuxers an input may use (an image2 sequence is not one).
-	outPath := filepath.Join(dir, "out")
-	p, err := t.renderFile(ctx, r, inPath, outPath)
+	// Each render has its own output folder, so renders may run at once.
+	odir, err := os.MkdirTemp(in.dir, "out-")
+	if err != nil {
+		return Result{}, apperr.Wrap(apperr.Unavailable, err, "no room for transcoding")
+	}
+	defer os.RemoveAll(odir)
+	outPath := filepath.Join(odir, "out")
+	p, err := t.renderFile(ctx, r, in.path, outPath)
 	if err != nil {
 		return Result{}, err
 	}
@@ -382,6 +489,44 @@ func (t *Transcoder) Render(ctx context.Context, spec Spec, in io.Reader, out io
 		return Result{Size: n}, fmt.Errorf("transcode: write %s rendition: %w", spec.Name, err)
 	}
 	return Result{Size: n, Probe: p}, nil
+}
+
+// Probe spools in to a temporary file and runs ffprobe on it (see
+// Input.Probe). An input larger than MaxInputBytes or empty is not an
+// error either: the Probe says so in Error.
+func (t *Transcoder) Probe(ctx context.Context, in io.Reader) (Probe, error) {
+	input, err := t.Open(ctx, in)
+	if err != nil {
+		if e, ok := apperr.As(err); ok && (e.Kind == apperr.TooLarge || e.Kind == apperr.UnsupportedMedia) {
+			return Probe{Error: e.Detail}, nil
+		}
+		return Probe{Error: "input could not be read"}, err
+	}
+	defer input.Close()
+	return input.Probe(ctx)
+}
+
+// Render writes the rendition spec of in to out. It spools in to a
+// temporary file, runs ffmpeg into a temporary output, probes that, and only
+// then copies it to out: out sees a complete rendition or nothing.
+//
+// Errors are classified: apperr.UnsupportedMedia when ffmpeg cannot decode
+// in (or in has no stream the rendition needs), apperr.TooLarge when in
+// exceeds MaxInputBytes or the rendition reaches MaxOutputBytes,
+// apperr.Unavailable when ctx ends or the run exceeds Timeout (the process
+// is killed; ErrTimeout is joined in then), apperr.Invalid for an unknown
+// spec. Errors writing to out are returned as they are. Temporary files
+// never outlive the call.
+func (t *Transcoder) Render(ctx context.Context, spec Spec, in io.Reader, out io.Writer) (Result, error) {
+	if _, err := t.recipe(spec); err != nil {
+		return Result{}, err
+	}
+	input, err := t.Open(ctx, in)
+	if err != nil {
+		return Result{}, err
+	}
+	defer input.Close()
+	return input.Render(ctx, spec, out)
 }
 
 // renderFile runs ffmpeg and then ffprobe on its output, holding one slot

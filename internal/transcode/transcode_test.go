@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -428,13 +427,7 @@ func TestTimeout(t *testing.T) {
 		}
 	})
 
-	// A stand-in for ffmpeg and ffprobe stuck on a hostile input: it answers
-	// -encoders like ffmpeg, and otherwise never ends on its own.
-	stuck := filepath.Join(t.TempDir(), "stuck")
-	script := "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = -encoders ] && exec " + ffmpegBin(t) + " \"$@\"; done\nexec sleep 600\n"
-	if err := os.WriteFile(stuck, []byte(script), 0o700); err != nil {
-		t.Fatal(err)
-	}
+	stuck := stuckBinary(t)
 
 	t.Run("kills a process that runs past the timeout", func(t *testing.T) {
 		tc := newTranscoder(t, transcode.Config{Timeout: 300 * time.Millisecond, FFmpegPath: stuck, FFprobePath: stuck})

@@ -130,3 +130,62 @@ func DescribeJob(job queue.Job) (JobSummary, bool) {
 	}
 	return JobSummary{}, false
 }
+
+// Processing job types, on their own queue so long ffmpeg runs never hold
+// up archives, whose provider URLs expire in minutes.
+const (
+	TypeProcess = "process" // payload: MediaRef; probe and renditions
+	TypeReplace = "replace" // payload: MediaRef; replace an original by its compressed rendition
+)
+
+// MediaRef names the record a processing job is for.
+type MediaRef struct {
+	MediaID string `json:"media_id"`
+}
+
+// MediaProcessor is the processing use case.
+type MediaProcessor interface {
+	Process(ctx context.Context, tenantID, id, jobID string) (media.Media, error)
+	Replace(ctx context.Context, tenantID, id string) (media.Media, error)
+}
+
+// ProcessHandler is the processing queue's handler. Broken or hostile media
+// are recorded on the record by the processor, not returned: only errors a
+// retry may fix reach the queue.
+func ProcessHandler(p MediaProcessor) queue.Handler {
+	return func(ctx context.Context, job queue.Job) (json.RawMessage, error) {
+		var ref MediaRef
+		if err := json.Unmarshal(job.Payload, &ref); err != nil || !media.ValidID(ref.MediaID) {
+			return nil, queue.Permanent(fmt.Errorf("%s payload: %s", job.Type, job.Payload))
+		}
+		var (
+			m   media.Media
+			err error
+		)
+		switch job.Type {
+		case TypeProcess:
+			m, err = p.Process(ctx, job.TenantID, ref.MediaID, job.ID)
+		case TypeReplace:
+			m, err = p.Replace(ctx, job.TenantID, ref.MediaID)
+		default:
+			return nil, queue.Permanent(fmt.Errorf("unknown job type %q", job.Type))
+		}
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(ProcessResult{MediaID: ref.MediaID, State: stateOf(m)})
+	}
+}
+
+// ProcessResult is what a finished processing job stores.
+type ProcessResult struct {
+	MediaID string `json:"media_id"`
+	State   string `json:"state,omitempty"` // the record's processing state; "" when it is gone
+}
+
+func stateOf(m media.Media) string {
+	if m.Processing == nil {
+		return ""
+	}
+	return m.Processing.State
+}

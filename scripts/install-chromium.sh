@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs Debian's chromium when no Chromium is on PATH (internal/browsertest
+# plays renditions in it). Idempotent and quiet: it prints nothing when one is
+# there (chromium, chromium-browser, google-chrome or $CHATVAULT_CHROMIUM),
+# and apt's output only when the install fails.
+set -euo pipefail
+
+have_chromium() {
+  if [ -n "${CHATVAULT_CHROMIUM:-}" ] && [ -x "$CHATVAULT_CHROMIUM" ]; then
+    return 0
+  fi
+  command -v chromium >/dev/null 2>&1 ||
+    command -v chromium-browser >/dev/null 2>&1 ||
+    command -v google-chrome >/dev/null 2>&1
+}
+
+if have_chromium; then
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  sudo="sudo"
+fi
+
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+if ! { $sudo apt-get update -qq &&
+       $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } >"$log" 2>&1; then
+  cat "$log" >&2
+  echo "install-chromium: apt-get failed" >&2
+  exit 1
+fi
+
+if ! have_chromium; then
+  echo "install-chromium: chromium still missing after the install" >&2
+  exit 1
+fi
