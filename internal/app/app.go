@@ -153,22 +153,15 @@ func Build(ctx context.Context, cfg *config.Config, log *slog.Logger, contract C
 		a.Close()
 		return nil, err
 	}
-	a.Processing = queue.New(a.rdb, cfg.RedisPrefix, "process",
-		queue.WithErrorStatus(api.StatusOf),
-		// Broken media are recorded, not retried; what is retried is
-		// storage or Redis trouble, worth about an hour.
-		queue.WithMaxAttempts(8), queue.WithBackoff(10*time.Second, 20*time.Minute),
-		queue.WithVisibilityTimeout(cfg.JobVisibility),
-		queue.WithHooks(queue.Hooks{
-			OnResult: a.metrics.ObserveJob,
-			OnError:  func(op string, err error) { log.Warn("processing queue", "op", op, "err", err) },
-			OnDead: func(ctx context.Context, job queue.Job, jerr queue.JobError) {
-				var ref worker.MediaRef
-				if job.Type == worker.TypeProcess && json.Unmarshal(job.Payload, &ref) == nil && a.mediaProc != nil {
-					a.mediaProc.Fail(ctx, job.TenantID, ref.MediaID, job.ID, jerr.Kind, jerr.Detail)
-				}
-			},
-		}))
+	// Broken media are recorded, not retried; what is retried is storage or
+	// Redis trouble, worth about an hour.
+	a.Processing = a.jobQueue(cfg, log, "process", 8, 10*time.Second, 20*time.Minute,
+		func(ctx context.Context, job queue.Job, jerr queue.JobError) {
+			var ref worker.MediaRef
+			if job.Type == worker.TypeProcess && json.Unmarshal(job.Payload, &ref) == nil && a.mediaProc != nil {
+				a.mediaProc.Fail(ctx, job.TenantID, ref.MediaID, job.ID, jerr.Kind, jerr.Detail)
+			}
+		})
 	sched := scheduler{a.Processing}
 	policy := func(tenantID string) media.Policy {
 		t, ok := cfg.Tenants[tenantID]
@@ -188,19 +181,9 @@ func Build(ctx context.Context, cfg *config.Config, log *slog.Logger, contract C
 			return process.Settings{Enabled: t.Process.Enabled, Options: t.Process.Options, ReplaceAfter: t.Process.ReplaceAfter}, true
 		}, sched, log)
 	}
-	a.Queue = queue.New(a.rdb, cfg.RedisPrefix, "jobs",
-		queue.WithErrorStatus(api.StatusOf),
-		// Provider outages last minutes, and a webhook's media ID lives 7
-		// days: retry for about 40 minutes before giving up.
-		queue.WithMaxAttempts(10), queue.WithBackoff(5*time.Second, 30*time.Minute),
-		queue.WithVisibilityTimeout(cfg.JobVisibility),
-		queue.WithHooks(queue.Hooks{
-			OnResult: a.metrics.ObserveJob,
-			OnError:  func(op string, err error) { log.Warn("queue", "op", op, "err", err) },
-			OnDead: func(ctx context.Context, job queue.Job, jerr queue.JobError) {
-				bridge.failed(ctx, job, jerr)
-			},
-		}))
+	// Provider outages last minutes, and a webhook's media ID lives 7 days:
+	// retry for about 40 minutes before giving up.
+	a.Queue = a.jobQueue(cfg, log, "jobs", 10, 5*time.Second, 30*time.Minute, bridge.failed)
 	inbound, err := inboundRules(cfg)
 	if err != nil {
 		a.Close()
@@ -353,6 +336,22 @@ func (a *App) RunWorkers(ctx context.Context, n int, log *slog.Logger) error {
 	}
 	err := a.Queue.Run(ctx, consumer, n, a.processor.Handle)
 	return errors.Join(err, <-errc, <-perrc)
+}
+
+// jobQueue is a queue of jobs the API exposes (GET /v1/jobs): errors map to
+// HTTP statuses, results feed the metrics, and onDead hears of jobs that
+// failed for good.
+func (a *App) jobQueue(cfg *config.Config, log *slog.Logger, name string, attempts int, base, maxBackoff time.Duration,
+	onDead func(context.Context, queue.Job, queue.JobError)) *queue.Queue {
+	return queue.New(a.rdb, cfg.RedisPrefix, name,
+		queue.WithErrorStatus(api.StatusOf),
+		queue.WithMaxAttempts(attempts), queue.WithBackoff(base, maxBackoff),
+		queue.WithVisibilityTimeout(cfg.JobVisibility),
+		queue.WithHooks(queue.Hooks{
+			OnResult: a.metrics.ObserveJob,
+			OnError:  func(op string, err error) { log.Warn("queue", "queue", name, "op", op, "err", err) },
+			OnDead:   onDead,
+		}))
 }
 
 // buildTranscoder finds ffmpeg unless processing is off. Without it,

@@ -456,35 +456,24 @@ func (s *Service) Tag(ctx context.Context, tenantID, id string, add, remove []st
 	if err != nil {
 		return Media{}, err
 	}
-	if !ValidID(id) {
-		return Media{}, apperr.New(apperr.NotFound, "no media %q", id)
-	}
-	unlock, err := s.index.Lock(ctx, tenantID, "media:"+id, 30*time.Second)
-	if err != nil {
-		return Media{}, err
-	}
-	defer unlock()
-	prev, err := s.readDoc(ctx, tenantID, id)
-	if err != nil {
-		return Media{}, err
-	}
-	m := prev
-	m.Tags = applyTags(prev.Tags, addN, removeN)
-	if len(m.Tags) > MaxTags {
-		return Media{}, apperr.New(apperr.Unprocessable, "a media holds at most %d tags; this change would leave %d", MaxTags, len(m.Tags))
-	}
-	if equalStrings(m.Tags, prev.Tags) {
-		return prev, nil
-	}
-	m.UpdatedAt = s.now().UTC()
-	if err := s.writeDoc(ctx, m); err != nil {
-		return Media{}, err
-	}
-	if err := s.index.Put(ctx, &prev, m); err != nil {
-		return Media{}, apperr.Wrap(apperr.Unavailable, err, "the index is unavailable; run chatvault reindex if this persists")
+	var prevTags []string
+	m, err := s.Update(ctx, tenantID, id, func(m *Media) error {
+		prevTags = m.Tags
+		m.Tags = applyTags(m.Tags, addN, removeN)
+		if len(m.Tags) > MaxTags {
+			return apperr.New(apperr.Unprocessable, "a media holds at most %d tags; this change would leave %d", MaxTags, len(m.Tags))
+		}
+		if equalStrings(m.Tags, prevTags) {
+			return ErrUnchanged
+		}
+		m.UpdatedAt = s.now().UTC()
+		return nil
+	})
+	if err != nil || equalStrings(m.Tags, prevTags) {
+		return m, err
 	}
 	s.events.Publish(context.WithoutCancel(ctx), tenantID, Event{Type: EventTagged, Media: m,
-		Added: difference(m.Tags, prev.Tags), Removed: difference(prev.Tags, m.Tags)})
+		Added: difference(m.Tags, prevTags), Removed: difference(prevTags, m.Tags)})
 	return m, nil
 }
 
