@@ -81,6 +81,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return fmt.Errorf("%s: unknown argument %q", cmd, a)
 		}
 	}
+	if cmd == "worker" {
+		cfg.Workers = max(cfg.Workers, 1)
+	}
 	log := newLogger(stdout, cfg.LogLevel)
 	schemas, err := fs.Sub(contract, "schemas")
 	if err != nil {
@@ -106,7 +109,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	}
 	if cmd == "worker" {
-		return a.RunWorkers(ctx, max(cfg.Workers, 1), log)
+		return a.RunWorkers(ctx, cfg.Workers, log)
 	}
 	return a.Serve(ctx, cfg, log)
 }

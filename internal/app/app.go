@@ -355,13 +355,19 @@ func (a *App) jobQueue(cfg *config.Config, log *slog.Logger, name string, attemp
 }
 
 // buildTranscoder finds ffmpeg unless processing is off. Without it,
-// "auto" turns processing off with a warning and "on" fails.
+// "auto" turns processing off with a warning and "on" fails, except in a
+// process that runs no workers (serve --no-workers): it only queues
+// processing, for worker replicas that have ffmpeg.
 func (a *App) buildTranscoder(cfg *config.Config, log *slog.Logger) error {
 	if cfg.Processing == "off" {
 		return nil
 	}
 	tc, err := transcode.New(transcode.Config{Concurrency: cfg.TranscodeWorkers, Timeout: cfg.TranscodeTimeout, TempDir: cfg.TranscodeTempDir})
 	if err != nil {
+		if cfg.Processing == "on" && cfg.Workers == 0 {
+			log.Info("no ffmpeg here: processing jobs are queued for the worker replicas", "err", err)
+			return nil
+		}
 		if cfg.Processing == "on" {
 			return fmt.Errorf("CHATVAULT_PROCESSING=on: %w", err)
 		}
