@@ -87,7 +87,7 @@ func interfaceFits(makeType string, s jsonSchema) bool {
 	case "text":
 		return slices.Contains(ts, "string") && s["format"] == nil
 	case "url":
-		return slices.Contains(ts, "string") && (s["format"] == "uri" || s["format"] == "uri-reference")
+		return slices.Contains(ts, "string") && (isURIFormat(s) || emptyOrURI(s))
 	case "date":
 		return slices.Contains(ts, "string") && s["format"] == "date-time"
 	case "uinteger":
@@ -103,6 +103,28 @@ func interfaceFits(makeType string, s jsonSchema) bool {
 		return slices.Contains(ts, "object")
 	}
 	return false
+}
+
+func isURIFormat(s map[string]any) bool {
+	return s["format"] == "uri" || s["format"] == "uri-reference"
+}
+
+// emptyOrURI says whether a string schema is "a URI or the empty string":
+// anyOf [{const: ""}, {format: uri}], as crm_fields.playable_url is.
+func emptyOrURI(s jsonSchema) bool {
+	alts, _ := s["anyOf"].([]any)
+	uri := false
+	for _, a := range alts {
+		m, _ := a.(map[string]any)
+		switch {
+		case m["const"] == "":
+		case isURIFormat(m):
+			uri = true
+		default:
+			return false
+		}
+	}
+	return uri
 }
 
 func checkInterface(t *testing.T, where string, fields []any, s jsonSchema) {
@@ -128,8 +150,14 @@ func checkInterface(t *testing.T, where string, fields []any, s jsonSchema) {
 		if typ == "array" {
 			spec, _ := f["spec"].(map[string]any)
 			items, _ := ps["items"].(map[string]any)
-			if spec == nil || !interfaceFits(str(spec["type"]), jsonSchema(items).resolve(t)) {
+			itemSchema := jsonSchema(items).resolve(t)
+			if spec == nil || !interfaceFits(str(spec["type"]), itemSchema) {
 				t.Errorf("%s: interface field %s lists items as %v, which does not fit the schema's items", where, name, spec)
+			} else if str(spec["type"]) == "collection" {
+				// An array of objects (renditions, processing.failures):
+				// the items' fields are checked like a collection's.
+				itemSpec, _ := spec["spec"].([]any)
+				checkInterface(t, where+"."+name+"[]", itemSpec, itemSchema)
 			}
 		}
 	}
@@ -144,7 +172,7 @@ func TestInterfacesAndSamples(t *testing.T) {
 	a := loadApp(t)
 	media := readSchema(t, "media.json")
 	check := loadChecker(t)
-	for _, name := range []string{"archiveMedia", "tagMedia", "listCustomerMedia", "watchNewMedia"} {
+	for _, name := range []string{"archiveMedia", "tagMedia", "listCustomerMedia", "watchNewMedia", "watchProcessedMedia"} {
 		m := a.get("module", name)
 		iface, _ := m.Files["interface"].([]any)
 		checkInterface(t, "module "+name, iface, media)
@@ -156,10 +184,10 @@ func TestInterfacesAndSamples(t *testing.T) {
 			t.Errorf("module %s: the sample is not a valid Media record: %v", name, err)
 		}
 	}
-	// The interface is the same file four times (Make wants one per
+	// The interface is the same file five times (Make wants one per
 	// module); keep the copies identical.
 	want, _ := os.ReadFile(filepath.Join("modules", "archive-media", "archive-media.interface.iml.json"))
-	for _, dir := range []string{"tag-media", "list-customer-media", "watch-new-media"} {
+	for _, dir := range []string{"tag-media", "list-customer-media", "watch-new-media", "watch-processed-media"} {
 		got, _ := os.ReadFile(filepath.Join("modules", dir, dir+".interface.iml.json"))
 		if string(got) != string(want) {
 			t.Errorf("modules/%s: the interface differs from archive-media's", dir)
@@ -167,28 +195,59 @@ func TestInterfacesAndSamples(t *testing.T) {
 	}
 }
 
-// TestWebhookPayloadMapping checks the webhook turns a delivery into a bundle
-// from fields the media.archived event has, and that this bundle is the
-// record the trigger's interface describes.
+// TestWebhookPayloadMapping checks each webhook turns a delivery into a
+// bundle from fields that every event it subscribes to has (newMedia:
+// media.archived, processedMedia: media.processed), and that this bundle is
+// the record the trigger's interface describes.
 func TestWebhookPayloadMapping(t *testing.T) {
 	a := loadApp(t)
-	event := readSchema(t, "event-media-archived.json")
-	spec := a.get("webhook", "newMedia").request("communication")
-	n, ok := singleExpr(str(spec["output"]))
-	path, isPath := n.(pathNode)
-	if !ok || !isPath || path.root != "body" {
-		t.Fatalf("webhook output %v is not a {{body...}} path", spec["output"])
+	want := map[string][]string{"newMedia": {"media.archived"}, "processedMedia": {"media.processed"}}
+	if got := sortedKeys(a.Components["webhook"]); !slices.Equal(got, sortedKeys(want)) {
+		t.Errorf("webhooks %v, want %v", got, sortedKeys(want))
 	}
-	s := event
-	for _, st := range path.steps {
-		name, _ := st.(string)
-		next, found := s.props(t)[name]
-		if !found {
-			t.Fatalf("webhook output reads body.%s, but a media.archived event has no %q", stepsText(path.steps), name)
+	for _, hook := range sortedKeys(a.Components["webhook"]) {
+		c := a.get("webhook", hook)
+		var events []string
+		raw, _ := asMap(c.request("attach")["body"])["events"].([]any)
+		for _, e := range raw {
+			events = append(events, str(e))
 		}
-		s = next
-	}
-	if s["$id"] != "media.json" {
-		t.Errorf("webhook output body.%s is %v in the event, want the Media record (media.json)", stepsText(path.steps), s["$id"])
+		if w, ok := want[hook]; ok && !slices.Equal(events, w) {
+			t.Errorf("webhook %s subscribes to %v, want %v", hook, events, w)
+		}
+		spec := c.request("communication")
+		n, ok := singleExpr(str(spec["output"]))
+		path, isPath := n.(pathNode)
+		if !ok || !isPath || path.root != "body" {
+			t.Errorf("webhook %s: output %v is not a {{body...}} path", hook, spec["output"])
+			continue
+		}
+		for _, ev := range events {
+			s := readSchema(t, "event-"+strings.ReplaceAll(ev, ".", "-")+".json")
+			found := true
+			for _, st := range path.steps {
+				name, _ := st.(string)
+				next, ok := s.props(t)[name]
+				if !ok {
+					t.Errorf("webhook %s: output reads body.%s, but a %s event has no %q", hook, stepsText(path.steps), ev, name)
+					found = false
+					break
+				}
+				s = next
+			}
+			if found && s["$id"] != "media.json" {
+				t.Errorf("webhook %s: output body.%s is %v in a %s event, want the Media record (media.json)", hook, stepsText(path.steps), s["$id"], ev)
+			}
+		}
+		// Each webhook feeds exactly one instant trigger.
+		var triggers []string
+		for _, name := range sortedKeys(a.Components["module"]) {
+			if m := a.Components["module"][name]; str(m.Meta["webhook"]) == hook {
+				triggers = append(triggers, name)
+			}
+		}
+		if len(triggers) != 1 {
+			t.Errorf("webhook %s feeds the modules %v, want one instant trigger", hook, triggers)
+		}
 	}
 }

@@ -18,7 +18,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -451,6 +453,112 @@ func TestLive(t *testing.T) {
 		}
 	})
 
+	// Watch Processed Media fires once processing has probed a record and
+	// made its renditions: for a real voice note with the playable MP3, for
+	// bytes ffprobe cannot read with the failure.
+	t.Run("watchProcessedMedia", func(t *testing.T) {
+		needFFmpeg(t)
+		mk := mk.in(t)
+		customer := "wa:4917000000077"
+		hookParams := map[string]any{"customerId": customer, "kind": "audio"}
+		attached := mk.attach("processedMedia", s.receiver.srv.URL+"/make/hook-processed", hookParams)
+		mustOK(t, "attach", attached)
+		if events := asMap(attached.Body)["events"]; fmt.Sprint(events) != "[media.processed]" {
+			t.Errorf("the hook subscribes to %v, want [media.processed]", events)
+		}
+		secret := text(asMap(attached.Body)["secret"])
+
+		// receive waits for the next delivery and turns it into the trigger's bundle.
+		receive := func(what string) map[string]any {
+			t.Helper()
+			got := s.receiver.wait(t, 2*time.Minute)
+			if et := got.Header.Get("Chatvault-Event-Type"); et != "media.processed" {
+				t.Fatalf("%s: delivery event type %q, want media.processed", what, et)
+			}
+			if secret != "" && !validSignature(secret, got.Header.Get("Chatvault-Signature"), got.Body) {
+				t.Errorf("%s: the delivery signature does not verify", what)
+			}
+			if err := check.CheckSchema("event.json", got.Body); err != nil {
+				t.Errorf("%s: the delivery is not an event of schemas/event.json: %v", what, err)
+			}
+			bundle := asMap(incoming(t, a, "processedMedia", got.Body, got.Header))
+			if err := check.CheckSchema("media.json", mustJSON(t, bundle)); err != nil {
+				t.Errorf("%s: the trigger's bundle is not a Media record: %v", what, err)
+			}
+			return bundle
+		}
+
+		s.origin.Serve("/processed/voice.ogg", sourcetest.Bytes(mediatest.Make(t, mediatest.VoiceNote)), "audio/ogg")
+		rec := only(t, "archive a real voice note", mk.module("archiveMedia", map[string]any{
+			"customerId": customer, "sourceType": "url", "url": s.origin.URL + "/processed/voice.ogg",
+		}))
+		if state := asMap(rec["processing"])["state"]; state != "pending" {
+			t.Errorf("processing on archive = %v, want pending", state)
+		}
+		done := receive("voice note")
+		if done["id"] != rec["id"] {
+			t.Fatalf("the bundle is the media %v, want %v", done["id"], rec["id"])
+		}
+		if p := asMap(done["processing"]); p["state"] != "done" {
+			t.Fatalf("processing = %v, want done", p)
+		}
+		if ms, _ := done["duration_ms"].(float64); ms < 9500 || ms > 10500 || done["audio_codec"] != "opus" {
+			t.Errorf("duration_ms %v, audio_codec %v; want about 10000 and opus", done["duration_ms"], done["audio_codec"])
+		}
+		renditions, _ := done["renditions"].([]any)
+		if len(renditions) != 1 || asMap(renditions[0])["name"] != "mp3" || asMap(renditions[0])["mime_type"] != "audio/mpeg" {
+			t.Fatalf("renditions = %v, want one mp3", renditions)
+		}
+		crm := asMap(done["crm_fields"])
+		if crm["duration"] != "10.0" {
+			t.Errorf("crm_fields.duration = %v, want 10.0", crm["duration"])
+		}
+		playable := text(crm["playable_url"])
+		if !strings.Contains(playable, "rendition=mp3") {
+			t.Fatalf("crm_fields.playable_url = %q, want the mp3 rendition's", playable)
+		}
+		// What a CRM does with the link: fetch it without a key. Events are
+		// rendered with the service's public URL, which this in-process
+		// service does not have, so the same path and query go to it.
+		u, err := url.Parse(playable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Get(s.URL + u.RequestURI())
+		if err != nil {
+			t.Fatal(err)
+		}
+		mp3, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "audio/mpeg" || len(mp3) == 0 {
+			t.Errorf("GET playable_url: %d %q, %d bytes; want 200 audio/mpeg", resp.StatusCode, resp.Header.Get("Content-Type"), len(mp3))
+		}
+		if sum := sha256.Sum256(mp3); hex.EncodeToString(sum[:]) != asMap(renditions[0])["sha256"] {
+			t.Errorf("the playable URL's bytes are not the mp3 rendition's (sha256)")
+		}
+
+		// Bytes that only look like Ogg: the probe fails, and the trigger
+		// fires with the failure.
+		s.origin.Serve("/processed/broken.ogg", sourcetest.Bytes(mediatest.OggOpus(3000, 77)), "audio/ogg")
+		broken := only(t, "archive a broken voice note", mk.module("archiveMedia", map[string]any{
+			"customerId": customer, "sourceType": "url", "url": s.origin.URL + "/processed/broken.ogg",
+		}))
+		failed := receive("broken voice note")
+		p := asMap(failed["processing"])
+		if failed["id"] != broken["id"] || p["state"] != "failed" || len(p["failures"].([]any)) == 0 {
+			t.Errorf("broken voice note: id %v, processing %v; want %v failed with failures", failed["id"], p, broken["id"])
+		}
+		if crm := asMap(failed["crm_fields"]); crm["playable_url"] != "" {
+			t.Errorf("broken voice note: crm_fields.playable_url = %v, want empty", crm["playable_url"])
+		}
+
+		detached := mk.detach("processedMedia", hookParams, attached.Data)
+		mustOK(t, "detach", detached)
+		if detached.Status != http.StatusNoContent {
+			t.Errorf("detach: status %d, want 204", detached.Status)
+		}
+	})
+
 	t.Run("errors", func(t *testing.T) {
 		// A wrong key is the caller's mistake: a DataError with the
 		// service's detail.
@@ -520,6 +628,22 @@ func TestBaseSanitizesTheKey(t *testing.T) {
 		sanitize, _ := asMap(spec["log"])["sanitize"].([]any)
 		if !slices.Contains(sanitize, any("request.headers.authorization")) {
 			t.Errorf("%s: log.sanitize %v does not hide request.headers.authorization", where, sanitize)
+		}
+	}
+}
+
+// needFFmpeg skips a test that needs media processing when ffmpeg is not
+// installed (the service then runs without processing), or fails it when $CI
+// is set, as internal/browsertest does with Chromium: the test command
+// installs ffmpeg, so a CI run without it is broken, not incomplete.
+func needFFmpeg(t *testing.T) {
+	t.Helper()
+	for _, bin := range []string{"ffmpeg", "ffprobe"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("%s is not on PATH: run scripts/install-ffmpeg.sh", bin)
+			}
+			t.Skipf("%s is not on PATH (scripts/install-ffmpeg.sh installs it)", bin)
 		}
 	}
 }

@@ -8,6 +8,7 @@ const archiveMedia = require('./creates/archive_media');
 const tagMedia = require('./creates/tag_media');
 const findCustomerMedia = require('./searches/find_customer_media');
 const newMediaArchived = require('./triggers/new_media_archived');
+const mediaProcessed = require('./triggers/media_processed');
 const listTags = require('./triggers/list_tags');
 
 // Only the keys Zapier's app schema knows go into the definition.
@@ -26,6 +27,7 @@ module.exports = {
 
   triggers: {
     [newMediaArchived.key]: action(newMediaArchived),
+    [mediaProcessed.key]: action(mediaProcessed),
     [listTags.key]: action(listTags),
   },
   searches: {

@@ -29,6 +29,7 @@ const tag = App.creates.tag_media.operation.perform;
 const search = App.searches.find_customer_media.operation.perform;
 const listTags = App.triggers.list_tags.operation.perform;
 const hook = App.triggers.new_media_archived.operation;
+const processedHook = App.triggers.media_processed.operation;
 
 // Zapier renders the connection label from the auth fields and the test's
 // answer, both lifted to the top level.
@@ -395,6 +396,101 @@ describe('chatvault Zapier app against a real chatvault', { timeout: 600000 }, (
       await appTester(archive, bundle({ customer_id: customer, source_type: 'url', url: media.url(`/doc/after-${run}.pdf`) }));
       await servers.sleep(2000);
       assert.equal(receiver.deliveries.filter((d) => d.path === '/hooks/zap-1').length, receiver.deliveries.slice(0, before).filter((d) => d.path === '/hooks/zap-1').length);
+    });
+  });
+
+  // Processing needs ffmpeg; without it chatvault runs with processing off.
+  // scripts/test.sh installs ffmpeg, so under CI its absence fails the test.
+  const noFFmpeg = !servers.haveFFmpeg() && !process.env.CI && 'ffmpeg is not installed (scripts/install-ffmpeg.sh)';
+
+  describe('Media Processed (REST hook)', { skip: noFFmpeg }, () => {
+    const customer = `cust_proc_${run}`;
+    const hookPath = '/hooks/zap-processed';
+    let subscription;
+    let voice;
+    let broken;
+
+    // delivered waits for the media.processed delivery of a record and runs
+    // the trigger's perform on it with the given inputs.
+    const delivered = async (id) => {
+      const d = await receiver.waitFor((x) => x.path === hookPath && x.rawBody.includes(id), 120000);
+      assert.equal(d.headers['chatvault-event-type'], 'media.processed');
+      assert.ok(checkSignature(subscription.secret, d.headers['chatvault-signature'], d.rawBody, d.receivedAt), 'signed');
+      const event = JSON.parse(d.rawBody);
+      const rawRequest = { headers: { 'Http-Chatvault-Signature': d.headers['chatvault-signature'] }, content: d.rawBody };
+      return (inputData) => appTester(processedHook.perform, bundle(inputData, { cleanedRequest: event, rawRequest, subscribeData: subscription }));
+    };
+
+    it('subscribes to media.processed with the filters', async () => {
+      subscription = await appTester(processedHook.performSubscribe, bundle({ customer_id: customer, kind: 'audio', state: 'done' }, { targetUrl: receiver.url(hookPath) }));
+      assert.match(subscription.id, /^hook_/);
+      assert.deepEqual(subscription.events, ['media.processed']);
+      assert.equal(subscription.filters.customer_id, customer);
+      assert.equal(subscription.filters.kind, 'audio');
+    });
+
+    it('fires once a voice note has its playable MP3, with duration and renditions', async () => {
+      assert.ok(subscription, 'subscribed (previous test)');
+      media.serve(`/real/voice-${run}.ogg`, servers.voiceNote(tmpDir), 'audio/ogg');
+      const archived = await appTester(archive, bundle({ customer_id: customer, source_type: 'url', url: media.url(`/real/voice-${run}.ogg`) }));
+      assert.equal(archived.processing.state, 'pending', 'processing follows the archive');
+      assert.equal(archived.crm_fields.playable_url, '', 'no playable URL before processing');
+
+      const perform = await delivered(archived.id);
+      const results = await perform({ customer_id: customer, state: 'done' });
+      assert.equal(results.length, 1);
+      voice = results[0];
+      assert.equal(voice.id, archived.id);
+      assert.equal(voice.processing.state, 'done');
+      assert.deepEqual(voice.processing.failures, []);
+      assert.equal(voice.audio_codec, 'opus');
+      assert.ok(Math.abs(voice.duration_ms - 3000) <= 100, `duration_ms ${voice.duration_ms}`);
+      assert.equal(voice.crm_fields.duration, '3.0');
+      assert.deepEqual(voice.renditions.map((r) => [r.name, r.mime_type]), [['mp3', 'audio/mpeg']]);
+      assert.match(voice.crm_fields.playable_url, /[?&]rendition=mp3(&|$)/);
+
+      // What the CRM does with the link: play it, without a key.
+      const got = await fetch(voice.crm_fields.playable_url);
+      assert.equal(got.status, 200);
+      assert.equal(got.headers.get('content-type'), 'audio/mpeg');
+      const mp3 = Buffer.from(await got.arrayBuffer());
+      assert.equal(crypto.createHash('sha256').update(mp3).digest('hex'), voice.renditions[0].sha256);
+
+      // The Outcome input: "Failed" drops it, "Done or failed" keeps it.
+      assert.deepEqual(await perform({ state: 'failed' }), []);
+      assert.equal((await perform({ state: 'any' })).length, 1);
+      assert.equal((await perform({})).length, 1, 'Done is the default');
+    });
+
+    it('reports media that cannot be processed only when the Zap asks for failures', async () => {
+      assert.ok(subscription, 'subscribed (earlier test)');
+      // Only the first bytes of this stand-in are Ogg/Opus: ffprobe refuses it.
+      broken = await appTester(archive, bundle({ customer_id: customer, source_type: 'url', url: media.url(`/voice/broken-${run}.ogg`) }));
+      const perform = await delivered(broken.id);
+      assert.deepEqual(await perform({ state: 'done' }), []);
+      const [failed] = await perform({ state: 'failed' });
+      assert.equal(failed.id, broken.id);
+      assert.equal(failed.processing.state, 'failed');
+      assert.ok(failed.processing.failures.length >= 1);
+      assert.match(failed.processing.failures[0].error.type, /^urn:chatvault:problem:/);
+      assert.deepEqual(failed.renditions, []);
+      assert.equal(failed.crm_fields.playable_url, '');
+    });
+
+    it('lists processed media from the events feed for samples, by outcome', async () => {
+      assert.ok(voice && broken, 'processed (earlier tests)');
+      const list = (state) => appTester(processedHook.performList, bundle({ customer_id: customer, state }, { meta: { limit: 10 } }));
+      assert.deepEqual((await list('done')).map((m) => m.id), [voice.id]);
+      assert.deepEqual((await list('failed')).map((m) => m.id), [broken.id]);
+      assert.deepEqual((await list('any')).map((m) => m.id), [broken.id, voice.id], 'newest first');
+    });
+
+    it('ignores a delivery of another event type and unsubscribes', async () => {
+      assert.ok(subscription, 'subscribed (earlier test)');
+      const archivedEvent = { id: 'evt_x', type: 'media.archived', created_at: '2024-11-25T10:15:32.418Z', data: { media: voice } };
+      assert.deepEqual(await appTester(processedHook.perform, bundle({ state: 'any' }, { cleanedRequest: archivedEvent })), []);
+      const res = await appTester(processedHook.performUnsubscribe, bundle({}, { subscribeData: subscription }));
+      assert.deepEqual(res, { id: subscription.id, deleted: true });
     });
   });
 

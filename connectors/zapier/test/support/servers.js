@@ -4,7 +4,7 @@
 // the repository), a loopback file server with real media bytes, and a hook
 // receiver that records signed deliveries.
 
-const { spawn, execFile } = require('node:child_process');
+const { spawn, execFile, execFileSync } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const http = require('node:http');
@@ -148,12 +148,44 @@ const mediaBytes = (kind, name) => {
   return Buffer.concat([head, Buffer.from(` stand-in voice note ${name}`)]);
 };
 
+// haveFFmpeg says whether ffmpeg and ffprobe are on PATH: chatvault then
+// processes media (CHATVAULT_PROCESSING=auto), and voiceNote can make one.
+const haveFFmpeg = () =>
+  ['ffmpeg', 'ffprobe'].every((bin) => {
+    try {
+      execFileSync(bin, ['-version'], { stdio: 'ignore' });
+      return true;
+    } catch (_e) {
+      return false;
+    }
+  });
+
+// voiceNote makes a real WhatsApp-like voice note with ffmpeg: seconds of
+// mono Opus in Ogg, which chatvault's processing turns into an MP3.
+const voiceNote = (tmpDir, seconds = 3, frequency = 440) => {
+  const out = path.join(tmpDir, `voice-${frequency}-${seconds}.ogg`);
+  execFileSync('ffmpeg', [
+    '-nostdin', '-hide_banner', '-loglevel', 'error', '-y',
+    '-f', 'lavfi', '-i', `sine=frequency=${frequency}:duration=${seconds}:sample_rate=48000`,
+    '-ac', '1', '-c:a', 'libopus', '-b:a', '24k', '-application', 'voip', '-f', 'ogg', out,
+  ]);
+  return fs.readFileSync(out);
+};
+
 // startMediaServer serves /doc/<name>.pdf as application/pdf and
-// /voice/<name>.ogg as audio/ogg.
+// /voice/<name>.ogg as audio/ogg (stand-ins that only look like the real
+// thing), and whatever serve(path, body, contentType) added.
 const startMediaServer = async () => {
   const hits = [];
+  const files = new Map();
   const server = http.createServer((req, res) => {
     hits.push(req.url);
+    const file = files.get(req.url);
+    if (file) {
+      res.writeHead(200, { 'Content-Type': file.contentType, 'Content-Length': file.body.length });
+      res.end(file.body);
+      return;
+    }
     const m = /^\/(doc|voice)\/([A-Za-z0-9_-]+)\.(pdf|ogg)$/.exec(req.url);
     if (!m || (m[1] === 'doc') !== (m[3] === 'pdf')) {
       res.writeHead(404, { 'Content-Type': 'text/plain' });
@@ -174,6 +206,7 @@ const startMediaServer = async () => {
     host: `127.0.0.1:${port}`,
     url: (p) => `http://127.0.0.1:${port}${p}`,
     hits,
+    serve: (p, body, contentType) => files.set(p, { body, contentType }),
     stop: () => close(server),
   };
 };
@@ -244,4 +277,6 @@ module.exports = {
   startHookReceiver,
   makeTmpDir,
   sleep,
+  haveFFmpeg,
+  voiceNote,
 };
