@@ -18,19 +18,7 @@ if have_chromium; then
   exit 0
 fi
 
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-  sudo="sudo"
-fi
-
-log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
-if ! { $sudo apt-get update -qq &&
-       $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } >"$log" 2>&1; then
-  cat "$log" >&2
-  echo "install-chromium: apt-get failed" >&2
-  exit 1
-fi
+"$(dirname "$0")/install-deb.sh" chromium
 
 if ! have_chromium; then
   echo "install-chromium: chromium still missing after the install" >&2

@@ -8,19 +8,7 @@ if command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1; then
   exit 0
 fi
 
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-  sudo="sudo"
-fi
-
-log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
-if ! { $sudo apt-get update -qq &&
-       $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg; } >"$log" 2>&1; then
-  cat "$log" >&2
-  echo "install-ffmpeg: apt-get failed" >&2
-  exit 1
-fi
+"$(dirname "$0")/install-deb.sh" ffmpeg
 
 if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
   echo "install-ffmpeg: ffmpeg or ffprobe still missing after the install" >&2
