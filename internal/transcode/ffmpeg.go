@@ -49,8 +49,9 @@ func (t *Transcoder) recipe(spec Spec) (recipe, error) {
 	c.ThumbMaxSize = cmp.Or(v.ThumbMaxSize, c.ThumbMaxSize)
 	// The shorter side is capped, so portrait phone videos stay 720 wide
 	// rather than shrinking to 405; -2 keeps the aspect with an even size,
-	// which yuv420p H.264 needs. Never upscaled.
-	fit := fmt.Sprintf("scale=w='if(gte(iw,ih),-2,min(%[1]d,trunc(iw/2)*2))':h='if(gte(iw,ih),min(%[1]d,trunc(ih/2)*2),-2)'", c.VideoMaxHeight)
+	// which yuv420p H.264 needs; so is the cap, rounded down (an odd
+	// video_max_height of 241 gives 240). Never upscaled.
+	fit := fmt.Sprintf("scale=w='if(gte(iw,ih),-2,min(%[1]d,trunc(iw/2)*2))':h='if(gte(iw,ih),min(%[1]d,trunc(ih/2)*2),-2)'", c.VideoMaxHeight&^1)
 	thumb := fmt.Sprintf("scale=w='min(%[1]d,iw)':h='min(%[1]d,ih)':force_original_aspect_ratio=decrease", c.ThumbMaxSize)
 	jpeg := []string{"-c:v", "mjpeg", "-q:v", "3", "-pix_fmt", "yuvj420p", "-update", "1"}
 	switch spec.Name {

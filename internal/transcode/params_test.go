@@ -186,12 +186,10 @@ func TestRenderInvalidParams(t *testing.T) {
 }
 
 // TestRenderOddVideoMaxHeight: Params.Validate accepts any VideoMaxHeight
-// from 144 to 4320, odd ones included, but the fit filter then asks
-// libx264 for an odd height (or width, for a portrait video), which
-// yuv420p cannot have: every mp4 render of a larger video fails, reported
-// as UnsupportedMedia as if the media were at fault.
+// from 144 to 4320, odd ones included; the fit filter must still give
+// libx264 an even height (or width, for a portrait video), which yuv420p
+// needs, or every mp4 render of a larger video would fail.
 func TestRenderOddVideoMaxHeight(t *testing.T) {
-	t.Skip("known bug in ffmpeg.go/transcode.go: an odd VideoMaxHeight fails every mp4 render; remove this Skip once fixed")
 	tc := newTranscoder(t, transcode.Config{})
 	for _, file := range []string{"video.mp4", "portrait.mp4"} {
 		spec := with(specMP4, transcode.Params{VideoMaxHeight: 241})
