@@ -212,3 +212,58 @@ func TestKeyCommands(t *testing.T) {
 		t.Fatalf("a bad setting was not reported by name: %v", err)
 	}
 }
+
+// TestProcessingWithoutFFmpeg: with no ffmpeg on PATH, "auto" serves with
+// processing off, "on" refuses to start a process that would run workers,
+// and an API-only replica (serve --no-workers) with "on" starts and queues
+// processing for worker replicas that have ffmpeg.
+func TestProcessingWithoutFFmpeg(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	_, prefix := testenv.Redis(t)
+	origin := sourcetest.NewOrigin(t)
+	origin.Serve("/1.ogg", sourcetest.Bytes(mediatest.OggOpus(4096, 1)), "audio/ogg")
+	origin.Serve("/2.ogg", sourcetest.Bytes(mediatest.OggOpus(4096, 2)), "audio/ogg")
+	vars := func(processing string) map[string]string {
+		return map[string]string{
+			"CHATVAULT_API_KEY":        "k",
+			"REDIS_URL":                testenv.RedisURL(),
+			"CHATVAULT_REDIS_PREFIX":   prefix,
+			"STORAGE_URL":              testenv.FileStore(t),
+			"CHATVAULT_DEV_ALLOWLIST":  origin.HostPort(),
+			"CHATVAULT_SIGNING_SECRET": "s",
+			"CHATVAULT_PROCESSING":     processing,
+		}
+	}
+	archive := func(base, file string) string {
+		t.Helper()
+		s, b := post(t, base+"/v1/media", "k", fmt.Sprintf(`{"customer_id":"c","source":{"type":"url","url":"%s/%s"}}`, origin.URL, file))
+		if s != 201 {
+			t.Fatalf("archive: %d %v", s, b)
+		}
+		return b["processing"].(map[string]any)["state"].(string)
+	}
+
+	base, stop, done, out := start(t, vars("auto"))
+	if state := archive(base, "1.ogg"); state != "skipped" {
+		t.Errorf("auto without ffmpeg: processing %q, want skipped", state)
+	}
+	if !strings.Contains(out.String(), "media processing is off") {
+		t.Errorf("auto without ffmpeg logged no warning:\n%s", out.String())
+	}
+	stop()
+	<-done
+
+	v := vars("on")
+	v["CHATVAULT_ADDR"] = "127.0.0.1:0"
+	err := run(context.Background(), []string{"serve"}, func(k string) string { return v[k] }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "CHATVAULT_PROCESSING=on") {
+		t.Errorf("serve with processing on and no ffmpeg: %v, want a refusal", err)
+	}
+
+	base, stop, done, _ = start(t, vars("on"), "serve", "--no-workers")
+	if state := archive(base, "2.ogg"); state != "pending" {
+		t.Errorf("API-only replica with processing on: %q, want pending (queued for the workers)", state)
+	}
+	stop()
+	<-done
+}
