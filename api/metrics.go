@@ -22,6 +22,12 @@ type Metrics struct {
 	WebhookMedia  *prometheus.CounterVec
 	Jobs          *prometheus.CounterVec
 	JobDuration   *prometheus.HistogramVec
+	// Renditions count each rendition run by result ("made" or an error
+	// kind): broken media fail a rendition without failing its job, so
+	// job outcomes alone would hide them.
+	Renditions        *prometheus.CounterVec
+	RenditionDuration *prometheus.HistogramVec
+	RenditionBytes    *prometheus.CounterVec
 }
 
 // NewMetrics registers every series, plus Go and process collectors.
@@ -54,8 +60,19 @@ func NewMetrics() *Metrics {
 			Name: "chatvault_job_duration_seconds", Help: "Time a job's handler ran, by type.",
 			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
 		}, []string{"type"}),
+		Renditions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatvault_renditions_total", Help: "Renditions attempted by name (mp3, m4a, mp4, poster, thumb, probe) and result: made or an error kind.",
+		}, []string{"rendition", "result"}),
+		RenditionDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "chatvault_rendition_duration_seconds", Help: "Time to make and store a rendition (ffmpeg, output check, upload), by name.",
+			Buckets: []float64{.1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300},
+		}, []string{"rendition"}),
+		RenditionBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatvault_rendition_bytes_total", Help: "Bytes of renditions stored, by name.",
+		}, []string{"rendition"}),
 	}
 	m.registry.MustRegister(m.Requests, m.Latency, m.ArchivedBytes, m.Archives, m.RateLimited, m.WebhookMedia, m.Jobs, m.JobDuration,
+		m.Renditions, m.RenditionDuration, m.RenditionBytes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -64,6 +81,16 @@ func NewMetrics() *Metrics {
 func (m *Metrics) ObserveJob(jobType, outcome string, d time.Duration) {
 	m.Jobs.WithLabelValues(jobType, outcome).Inc()
 	m.JobDuration.WithLabelValues(jobType).Observe(d.Seconds())
+}
+
+// ObserveRendition feeds the processor's rendition hook. result is "made"
+// or an error kind; size is 0 unless made.
+func (m *Metrics) ObserveRendition(rendition, result string, d time.Duration, size int64) {
+	m.Renditions.WithLabelValues(rendition, result).Inc()
+	if result == "made" {
+		m.RenditionDuration.WithLabelValues(rendition).Observe(d.Seconds())
+		m.RenditionBytes.WithLabelValues(rendition).Add(float64(size))
+	}
 }
 
 // Handler serves the registry.

@@ -320,6 +320,22 @@ func TestProcessingHostileMedia(t *testing.T) {
 	if m := e.waitProcessed(good["id"].(string)); m["processing"].(map[string]any)["state"] != "done" {
 		t.Errorf("the good voice note: %v", m["processing"])
 	}
+	// Rendition outcomes reach the metrics: broken media fail a rendition,
+	// not the job, so the job counters alone would not show them.
+	metrics := e.do("GET", "/metrics", "", nil)
+	mustStatus(t, metrics, http.StatusOK)
+	for _, want := range []string{
+		`chatvault_renditions_total{rendition="mp3",result="made"} 1`,
+		`chatvault_renditions_total{rendition="thumb",result="too_large"} 1`,
+		`chatvault_renditions_total{rendition="probe",result="unsupported_media"}`,
+		`chatvault_rendition_bytes_total{rendition="mp3"}`,
+		`chatvault_rendition_duration_seconds_count{rendition="mp3"} 1`,
+	} {
+		if !strings.Contains(string(metrics.Body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+
 	// media.processed was raised for every record, failed or not.
 	ev := e.do("GET", "/v1/events?type=media.processed", keyAcme, nil)
 	mustStatus(t, ev, http.StatusOK)

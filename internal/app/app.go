@@ -179,7 +179,7 @@ func Build(ctx context.Context, cfg *config.Config, log *slog.Logger, contract C
 				return process.Settings{}, false
 			}
 			return process.Settings{Enabled: t.Process.Enabled, Options: t.Process.Options, ReplaceAfter: t.Process.ReplaceAfter}, true
-		}, sched, log)
+		}, sched, log, process.WithObserver(a.metrics.ObserveRendition))
 	}
 	// Provider outages last minutes, and a webhook's media ID lives 7 days:
 	// retry for about 40 minutes before giving up.

@@ -45,12 +45,30 @@ type Processor struct {
 	settings SettingsFunc
 	sched    media.Scheduler
 	log      *slog.Logger
+	observe  ObserveFunc
 }
+
+// ObserveFunc hears of every rendition a run made or recorded as failed,
+// and of failed probes (rendition "probe"): result is "made" or an apperr
+// kind, size is 0 unless made. Errors a retry may fix are not observed;
+// the job's own outcome covers them.
+type ObserveFunc func(rendition, result string, d time.Duration, size int64)
+
+// Option configures a Processor.
+type Option func(*Processor)
+
+// WithObserver reports rendition outcomes to fn (metrics).
+func WithObserver(fn ObserveFunc) Option { return func(p *Processor) { p.observe = fn } }
 
 // New returns a Processor. sched queues the replacements processing makes
 // due later.
-func New(svc *media.Service, tc *transcode.Transcoder, settings SettingsFunc, sched media.Scheduler, log *slog.Logger) *Processor {
-	return &Processor{media: svc, tc: tc, settings: settings, sched: sched, log: log}
+func New(svc *media.Service, tc *transcode.Transcoder, settings SettingsFunc, sched media.Scheduler, log *slog.Logger, opts ...Option) *Processor {
+	p := &Processor{media: svc, tc: tc, settings: settings, sched: sched, log: log,
+		observe: func(string, string, time.Duration, int64) {}}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
 }
 
 // Process probes a pending record and makes its renditions, then records
@@ -120,11 +138,12 @@ func (p *Processor) run(ctx context.Context, m media.Media, settings Settings) (
 	if err != nil {
 		return out, err
 	}
+	start := time.Now()
 	in, err := p.tc.Open(ctx, r)
 	r.Close()
 	if err != nil {
 		if permanent(err) {
-			return failedProbe(err), nil
+			return p.failedProbe(err, start), nil
 		}
 		return out, err
 	}
@@ -133,7 +152,7 @@ func (p *Processor) run(ctx context.Context, m media.Media, settings Settings) (
 	probe, err := in.Probe(ctx)
 	if err != nil {
 		if permanent(err) {
-			return failedProbe(err), nil
+			return p.failedProbe(err, start), nil
 		}
 		return out, err
 	}
@@ -142,6 +161,7 @@ func (p *Processor) run(ctx context.Context, m media.Media, settings Settings) (
 		// Not media ffprobe understands; recorded, and the archive stands.
 		out.state, out.probeError = media.ProcessingFailed, probe.Error
 		out.failures = []media.RenditionFailure{{Kind: string(apperr.UnsupportedMedia), Detail: "the media could not be probed: " + probe.Error}}
+		p.observe("probe", string(apperr.UnsupportedMedia), time.Since(start), 0)
 		return out, nil
 	}
 	if px := int64(probe.Width) * int64(probe.Height); m.Kind == media.KindImage && (px == 0 || px > p.tc.Config().MaxPixels) {
@@ -150,15 +170,20 @@ func (p *Processor) run(ctx context.Context, m media.Media, settings Settings) (
 		out.state = media.ProcessingFailed
 		out.failures = []media.RenditionFailure{{Rendition: "thumb", Kind: string(apperr.TooLarge),
 			Detail: fmt.Sprintf("the image has more than %d pixels; no thumbnail is made", p.tc.Config().MaxPixels)}}
+		p.observe("thumb", string(apperr.TooLarge), 0, 0)
 		return out, nil
 	}
 	for _, spec := range p.tc.PlanWith(string(m.Kind), probe, settings.Options) {
+		start := time.Now()
 		rend, err := p.render(ctx, m, in, spec)
 		switch {
 		case err == nil:
 			out.renditions = append(out.renditions, rend)
+			p.observe(spec.Name, "made", time.Since(start), rend.SizeBytes)
 		case permanent(err):
-			out.failures = append(out.failures, failure(spec.Name, err))
+			f := failure(spec.Name, err)
+			out.failures = append(out.failures, f)
+			p.observe(spec.Name, f.Kind, time.Since(start), 0)
 		default:
 			return out, err
 		}
@@ -394,8 +419,9 @@ func failure(rendition string, err error) media.RenditionFailure {
 	return media.RenditionFailure{Rendition: rendition, Kind: string(kind), Detail: detail}
 }
 
-func failedProbe(err error) outcome {
+func (p *Processor) failedProbe(err error, start time.Time) outcome {
 	f := failure("", err)
+	p.observe("probe", f.Kind, time.Since(start), 0)
 	return outcome{state: media.ProcessingFailed, probeError: f.Detail, failures: []media.RenditionFailure{f}}
 }
 
