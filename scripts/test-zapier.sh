@@ -16,14 +16,9 @@ export npm_config_yes=true
 
 log() { printf '\n== %s\n' "$*"; }
 
-apt_install() {
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
-
 log "npm (bootstrap)"
 if ! command -v npm >/dev/null 2>&1; then
-  apt_install nodejs npm
+  scripts/install-deb.sh nodejs npm
 fi
 npm --version
 
@@ -54,7 +49,7 @@ echo "$node_version"
 log "Redis"
 if [ -z "${REDIS_URL:-}" ]; then
   if ! command -v redis-server >/dev/null 2>&1; then
-    apt_install redis-server redis-tools
+    scripts/install-deb.sh redis-server redis-tools
   fi
   if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
     redis-server --daemonize yes --port 6379 --save "" --appendonly no

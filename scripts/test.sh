@@ -12,17 +12,9 @@ export PATH="$PATH:$(go env GOPATH)/bin"
 
 log() { printf '\n== %s\n' "$*"; }
 
-apt_install() {
-  if [ -z "${APT_UPDATED:-}" ]; then
-    apt-get update -qq
-    APT_UPDATED=1
-  fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
-
 log "Redis"
 if ! command -v redis-server >/dev/null 2>&1; then
-  apt_install redis-server redis-tools
+  scripts/install-deb.sh redis-server redis-tools
 fi
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   redis-server --daemonize yes --port 6379 --save "" --appendonly no

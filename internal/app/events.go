@@ -33,14 +33,10 @@ func (b *eventBridge) Publish(ctx context.Context, tenantID string, e media.Even
 	case media.EventProcessed:
 		data = map[string]any{"media": b.presenter.Media(e.Media, b.baseURL)}
 	case media.EventFailed:
-		failures := make([]map[string]any, 0, len(e.Failures))
-		for _, f := range e.Failures {
-			failures = append(failures, map[string]any{"rendition": f.Rendition, "error": b.jobError(f.Kind, f.Detail)})
-		}
-		first := e.Failures[0]
+		failures := b.presenter.Failures(e.Failures)
 		data = map[string]any{
 			"job_id": e.JobID, "stage": "processing", "media_id": e.Media.ID, "customer_id": e.Media.CustomerID,
-			"error": b.jobError(first.Kind, first.Detail), "failures": failures,
+			"error": failures[0].Error, "failures": failures,
 			"media": b.presenter.Media(e.Media, b.baseURL),
 		}
 	default:
@@ -58,7 +54,7 @@ func (b *eventBridge) failed(ctx context.Context, job queue.Job, jerr queue.JobE
 	data := map[string]any{
 		"job_id": job.ID,
 		"stage":  "archive",
-		"error":  b.jobError(jerr.Kind, jerr.Detail),
+		"error":  b.presenter.JobError(jerr.Kind, jerr.Detail),
 	}
 	e := events.Event{Type: events.TypeFailed, TenantID: job.TenantID}
 	if in, ok := worker.DescribeJob(job); ok {
@@ -70,11 +66,6 @@ func (b *eventBridge) failed(ctx context.Context, job queue.Job, jerr queue.JobE
 		e.Kind = in.Kind
 	}
 	b.publish(ctx, e, data)
-}
-
-// jobError renders an error as schemas/job-error.json has it.
-func (b *eventBridge) jobError(kind, detail string) present.JobError {
-	return b.presenter.JobError(kind, detail)
 }
 
 func (b *eventBridge) publish(ctx context.Context, e events.Event, data any) {

@@ -126,6 +126,11 @@ type Rendition struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
+// PlayableRenditions are the audio and video renditions every browser and
+// CRM plays, in order of preference; one of them may stand in for the
+// original.
+var PlayableRenditions = []string{"mp4", "mp3", "m4a"}
+
 // Rendition returns the rendition called name.
 func (m Media) Rendition(name string) (Rendition, bool) {
 	for _, r := range m.Renditions {

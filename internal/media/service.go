@@ -213,7 +213,7 @@ func (s *Service) Archive(ctx context.Context, tenantID string, in ArchiveInput)
 	}
 	defer f.Body.Close()
 
-	declaredMime := firstNonEmpty(normalizeMime(in.Hints.MimeType), normalizeMime(f.MimeType))
+	declaredMime := firstNonEmpty(BaseMIME(in.Hints.MimeType), BaseMIME(f.MimeType))
 	wantSHA := hintSHA
 	if f.SHA256 != "" {
 		provSHA, err := NormalizeSHA256(f.SHA256)
@@ -870,7 +870,7 @@ func classify(hint Kind, declared string, sniffed *mimetype.MIME) (Kind, string,
 		return "", "", apperr.New(apperr.UnsupportedMedia, "the file is an executable (%s), which is never archived", sniffed.String())
 	}
 	if !compatible(kind, sniffed) {
-		return "", "", apperr.New(apperr.UnsupportedMedia, "the file's content is %s, which is not %s media", normalizeMime(sniffed.String()), kind)
+		return "", "", apperr.New(apperr.UnsupportedMedia, "the file's content is %s, which is not %s media", BaseMIME(sniffed.String()), kind)
 	}
 	if declared != "" && kind != KindDocument && kindOfMime(declared) != kind && !(kind == KindSticker && kindOfMime(declared) == KindImage) &&
 		!(kind == KindAudio && kindOfMime(declared) == KindVideo) {
@@ -878,7 +878,7 @@ func classify(hint Kind, declared string, sniffed *mimetype.MIME) (Kind, string,
 	}
 	mimeType := declared
 	if mimeType == "" || mimeType == "application/octet-stream" {
-		mimeType = normalizeMime(sniffed.String())
+		mimeType = BaseMIME(sniffed.String())
 	}
 	return kind, mimeType, nil
 }
@@ -983,7 +983,9 @@ func hashHex(s string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func normalizeMime(m string) string {
+// BaseMIME is a media type without its parameters, lower-cased
+// ("audio/ogg; codecs=opus" → "audio/ogg"); "" stays "".
+func BaseMIME(m string) string {
 	if m == "" {
 		return ""
 	}

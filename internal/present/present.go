@@ -164,13 +164,19 @@ func (p *Presenter) processing(pr *media.Processing) Processing {
 	if pr == nil {
 		return Processing{State: media.ProcessingSkipped, Failures: []Failure{}}
 	}
-	out := Processing{State: pr.State, ProbeError: pr.ProbeError, Failures: make([]Failure, 0, len(pr.Failures))}
+	out := Processing{State: pr.State, ProbeError: pr.ProbeError, Failures: p.Failures(pr.Failures)}
 	if !pr.UpdatedAt.IsZero() {
 		t := pr.UpdatedAt
 		out.UpdatedAt = &t
 	}
-	for _, f := range pr.Failures {
-		out.Failures = append(out.Failures, Failure{Rendition: f.Rendition, Error: p.JobError(f.Kind, f.Detail)})
+	return out
+}
+
+// Failures renders processing failures (schemas/processing-failure.json).
+func (p *Presenter) Failures(fs []media.RenditionFailure) []Failure {
+	out := make([]Failure, 0, len(fs))
+	for _, f := range fs {
+		out = append(out, Failure{Rendition: f.Rendition, Error: p.JobError(f.Kind, f.Detail)})
 	}
 	return out
 }
@@ -202,12 +208,12 @@ func (p *Presenter) playableURL(base string, m media.Media, exp time.Time) strin
 	if m.Kind != media.KindAudio && m.Kind != media.KindVideo {
 		return ""
 	}
-	for _, name := range []string{"mp4", "mp3", "m4a"} {
+	for _, name := range media.PlayableRenditions {
 		if _, ok := m.Rendition(name); ok {
 			return p.contentURL(base, m, name, exp)
 		}
 	}
-	switch strings.TrimSpace(strings.SplitN(m.MimeType, ";", 2)[0]) {
+	switch media.BaseMIME(m.MimeType) {
 	case "audio/mpeg", "audio/mp4", "audio/aac", "video/mp4":
 		return p.contentURL(base, m, "", exp)
 	}

@@ -367,7 +367,7 @@ func (p *Processor) replace(ctx context.Context, tenantID, id string, settings S
 // compressed is the rendition that may replace m's original: the audio or
 // video rendition, when it is smaller than the original.
 func compressed(m media.Media) (media.Rendition, bool) {
-	for _, name := range []string{"mp4", "mp3", "m4a"} {
+	for _, name := range media.PlayableRenditions {
 		if r, ok := m.Rendition(name); ok && r.SizeBytes < m.SizeBytes {
 			return r, true
 		}
